@@ -1,0 +1,46 @@
+/*
+ * config.h - command-line configuration.
+ *
+ * Owns every knob a user can turn: the flags, their defaults, their parsing
+ * and validation, and the --help text.  The rest of srv reads the one global
+ * `srv_cfg` and never looks at argv.  A bad flag ends the process with a
+ * one-line error and exit status 2, before anything else starts.
+ */
+#ifndef SRV_CONFIG_H
+#define SRV_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define SRV_EXIT_USAGE 2
+
+typedef struct srv_config {
+    const char *app;             /* "module:callable" or "module:factory()" */
+    const char **binds;          /* listen addresses, as given */
+    int nbinds;
+    const char *chdir;
+    const char **pythonpath;
+    int npythonpath;
+    int backlog;
+    int server_header;           /* send "Server: srv" */
+    uint64_t max_body;           /* 413 above this */
+    size_t max_header_size;      /* 431 above this */
+    size_t max_uri;              /* 414 above this */
+    int max_headers;             /* 431 above this many */
+    double keepalive_timeout;    /* idle keep-alive connection */
+    double header_timeout;       /* a request head must arrive within this */
+    double io_timeout;           /* body read / response write idle limit */
+    double graceful_timeout;     /* SIGTERM: in-flight requests get this long */
+    int log_level;
+} srv_config;
+
+extern srv_config srv_cfg;
+
+/* Fills srv_cfg from argv.  Prints --help/--version and exits 0, or prints a
+ * one-line error and exits SRV_EXIT_USAGE. */
+void srv_config_parse(int argc, char **argv);
+
+/* Prints "srv: error: ..." on stderr and exits SRV_EXIT_USAGE. */
+void srv_die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
+
+#endif

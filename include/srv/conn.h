@@ -1,0 +1,95 @@
+/*
+ * conn.h - one client connection and its I/O.
+ *
+ * Owns the socket, its libev watchers, the read buffer and the request parser
+ * state, and the connection's life cycle: reading a head in the loop, owned
+ * by a worker greenlet while a request is served, waiting (in the worker) for
+ * readability or writability, idle keep-alive, and the lingering close that
+ * lets a client read an error response before its unread bytes reset the
+ * connection.  Exactly one side owns a connection at a time: the loop while
+ * it reads a head or lingers, the worker from dispatch until it hands the
+ * connection back or closes it.
+ */
+#ifndef SRV_CONN_H
+#define SRV_CONN_H
+
+#include <Python.h>
+#include <ev.h>
+#include <sys/types.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+
+#include "srv/buffer.h"
+#include "srv/http.h"
+#include "srv/hub.h"
+
+struct srv_listener;
+struct srv_response;
+
+enum srv_conn_state {
+    SRV_CONN_READING,   /* loop: waiting for or parsing a request head */
+    SRV_CONN_BUSY,      /* a worker owns it */
+    SRV_CONN_LINGER,    /* loop: response sent, discarding input, then close */
+};
+
+typedef struct srv_conn {
+    int fd;
+    int state;
+    struct srv_listener *listener;
+    ev_io rio;
+    ev_io wio;
+    ev_timer timer;
+    ev_tstamp last_active;
+    srv_buf rbuf;
+    size_t rpos;                 /* rbuf bytes already fed to the parser */
+    srv_request req;
+    PyGreenlet *waiter;          /* borrowed: the hub owns its workers */
+    int wait_result;             /* 0 ready, -1 timed out or closed */
+    unsigned peer_closed:1;      /* EOF read */
+    unsigned broken:1;           /* a write or read failed: do not reuse */
+    unsigned requests_served;
+    size_t linger_bytes;         /* discarded while lingering */
+    PyObject *remote_addr;       /* str, owned; made on first use */
+    PyObject *remote_port;       /* str, owned */
+    struct sockaddr_storage peer;
+    socklen_t peer_len;
+    struct srv_response *resp;   /* heap-allocated, owned; see wsgi.c */
+    struct srv_conn *next;       /* list of all connections */
+    struct srv_conn *prev;
+} srv_conn;
+
+/* Takes ownership of an accepted, non-blocking socket and starts reading. */
+srv_conn *srv_conn_accepted(struct srv_listener *l, int fd,
+                            const struct sockaddr *peer, socklen_t peer_len);
+
+/* In a worker: reads more bytes into rbuf, waiting for them.  Returns the
+ * number read, 0 at EOF, or -1 on error or timeout (c->broken set). */
+ssize_t srv_conn_read_more(srv_conn *c);
+
+/* In a worker: writes all of iov, waiting for writability as needed.  The iov
+ * array is modified.  Returns 0, or -1 if the client is gone or too slow. */
+int srv_conn_writev(srv_conn *c, struct iovec *iov, int iovcnt);
+
+/* In a worker: sendfile(2) count bytes from fd at offset.  Returns 0, -1 if
+ * the client is gone, or -2 if sendfile cannot be used on this file. */
+int srv_conn_sendfile(srv_conn *c, int fd, off_t offset, size_t count);
+
+/* In a worker, after a response: the connection goes back to the loop (next
+ * head) or is closed, as `keep_alive` says.  Serves nothing itself. */
+void srv_conn_release(srv_conn *c, int keep_alive);
+
+/* Answers a request that failed to parse with its error status, then
+ * lingers and closes.  Either side may call it; the loop takes over. */
+void srv_conn_fail(srv_conn *c);
+
+/* Closes at once and frees. */
+void srv_conn_close(srv_conn *c);
+
+/* Makes room for a read and compacts the buffer. */
+int srv_conn_prepare_read(srv_conn *c);
+
+/* Closes idle connections (for shutdown); returns how many remain busy. */
+int srv_conn_close_idle(void);
+int srv_conn_count(void);
+
+#endif

@@ -1,0 +1,64 @@
+/*
+ * hub.h - the greenlet hub: who runs the loop, and the pool of workers.
+ *
+ * Owns the "loop greenlet" (the greenlet that runs ev_run: the main greenlet
+ * in native mode; another loop owner, such as gevent's hub, can be installed
+ * with srv_hub_set_loop_greenlet) and the pool of long-lived worker greenlets
+ * whose parent it is.  A worker takes a connection whose request head is
+ * parsed, serves it (and any pipelined successors), parks itself in the pool
+ * and switches back to the loop; it is never created per request.  The hub
+ * holds a strong reference to every worker, parked or busy, until it has
+ * finished, so a suspended greenlet is never garbage-collected.
+ *
+ * Rules for callers: srv_hub_wait() is called from any greenlet but the loop
+ * greenlet; srv_hub_resume() and srv_hub_dispatch() only from the loop
+ * greenlet (libev callbacks).  After either returns, the caller must not use
+ * state that the resumed greenlet may have freed.  Never hand a pointer to a
+ * greenlet's stack to another greenlet: a suspended greenlet's stack is
+ * copied away and the addresses are reused.
+ */
+#ifndef SRV_HUB_H
+#define SRV_HUB_H
+
+#include <Python.h>
+#include <ev.h>
+
+/* greenlet.h defines a static API table; include it in hub.c only. */
+typedef struct _greenlet PyGreenlet;
+
+struct srv_conn;
+
+extern struct ev_loop *srv_loop;
+
+/* Imports greenlet's C API; the current greenlet becomes the loop greenlet. */
+int srv_hub_init(struct ev_loop *loop);
+
+/* Another greenlet runs the loop from now on (e.g. gevent's hub).  Workers
+ * created later get it as parent. */
+int srv_hub_set_loop_greenlet(PyGreenlet *g);
+
+/* Is the current greenlet the loop greenlet? */
+int srv_hub_in_loop(void);
+
+/* A new reference to the current greenlet. */
+PyGreenlet *srv_hub_current(void);
+
+/* Hands the connection to a parked (or new) worker and switches to it. */
+void srv_hub_dispatch(struct srv_conn *c);
+
+/* Switches to the loop greenlet until someone resumes us.  Returns 0, or -1
+ * with a Python exception set (e.g. GreenletExit thrown in). */
+int srv_hub_wait(void);
+
+/* Switches from the loop greenlet to g (borrowed), which was waiting in
+ * srv_hub_wait(). */
+void srv_hub_resume(PyGreenlet *g);
+
+/* Stops all parked workers and throws GreenletExit into busy ones. */
+void srv_hub_shutdown(void);
+
+/* Figures for tests and logs. */
+int srv_hub_workers_total(void);
+int srv_hub_workers_idle(void);
+
+#endif

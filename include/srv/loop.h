@@ -1,0 +1,41 @@
+/*
+ * loop.h - the event loop, the listening sockets and process signals.
+ *
+ * Owns binding every --bind address (TCP v4/v6 and unix sockets), accepting
+ * connections (several per wakeup, with a pause when file descriptors run
+ * out), the per-listener environ template, and the loop's life: running it,
+ * and stopping it gracefully on SIGTERM/SIGINT or at once on SIGQUIT.
+ */
+#ifndef SRV_LOOP_H
+#define SRV_LOOP_H
+
+#include <Python.h>
+#include <ev.h>
+
+typedef struct srv_listener {
+    int fd;
+    int family;
+    ev_io io;
+    char *name;                 /* for logs: "http://127.0.0.1:8000" */
+    char *unix_path;            /* unlinked at exit */
+    PyObject *environ_template; /* owned: the keys that never change */
+} srv_listener;
+
+/* Binds every configured address.  Exits SRV_EXIT_USAGE on failure. */
+void srv_listen_all(void);
+
+/* Fills each listener's environ template (needs Python and wsgi ready). */
+int srv_listeners_prepare_environ(void);
+
+/* Runs the loop until a stop signal has been handled. */
+void srv_loop_run(void);
+
+/* Stops accepting; in-flight requests finish (graceful) or not. */
+void srv_loop_stop(int graceful);
+
+/* Re-enables accepting after a pause (fd exhaustion). */
+void srv_listeners_pause(double seconds);
+
+void srv_listeners_close(void);
+
+#endif

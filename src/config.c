@@ -1,0 +1,197 @@
+/*
+ * config.c - parsing and validating the command line.
+ *
+ * Flags follow gunicorn's names where gunicorn has one.  Both "--flag value"
+ * and "--flag=value" work; the app may also be given as the one positional
+ * argument.  Numbers are checked for range, so a typo is an error at start-up
+ * rather than a surprise under load.
+ */
+#include "srv/config.h"
+#include "srv/log.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+srv_config srv_cfg = {
+    .backlog = 2048,
+    .server_header = 1,
+    .max_body = (uint64_t)1 << 30,
+    .max_header_size = 65536,
+    .max_uri = 8192,
+    .max_headers = 100,
+    .keepalive_timeout = 5.0,
+    .header_timeout = 30.0,
+    .io_timeout = 60.0,
+    .graceful_timeout = 30.0,
+    .log_level = SRV_LOG_INFO,
+};
+
+static const char usage[] =
+"Usage: srv --app MODULE:CALLABLE [options]\n"
+"\n"
+"Serve a WSGI application (PEP 3333) from one libev loop, each request in its\n"
+"own greenlet.\n"
+"\n"
+"  --app MODULE:CALLABLE   the application; MODULE:factory() calls a factory\n"
+"                          (may also be given as the only positional argument)\n"
+"  -b, --bind ADDR         listen on ADDR; repeatable (default 127.0.0.1:8000)\n"
+"                          HOST:PORT, :PORT (all interfaces), [::1]:PORT,\n"
+"                          unix:/path/to/socket\n"
+"  --chdir DIR             change to DIR before loading the app\n"
+"  --pythonpath DIR        prepend DIR to sys.path; repeatable\n"
+"  --backlog N             listen(2) backlog (default 2048)\n"
+"  --max-body BYTES        largest request body, else 413 (default 1073741824)\n"
+"  --max-header-size BYTES largest request head, else 431 (default 65536)\n"
+"  --max-headers N         most request header fields, else 431 (default 100)\n"
+"  --max-uri BYTES         longest request target, else 414 (default 8192)\n"
+"  --keepalive SECONDS     idle keep-alive connection timeout (default 5)\n"
+"  --header-timeout SECONDS\n"
+"                          a request head must arrive within this (default 30)\n"
+"  --io-timeout SECONDS    idle limit while reading a body or writing a\n"
+"                          response (default 60)\n"
+"  --graceful-timeout SECONDS\n"
+"                          on SIGTERM, in-flight requests get this long\n"
+"                          (default 30)\n"
+"  --no-server-header      do not send \"Server: srv\"\n"
+"  --log-level LEVEL       debug, info, warning or error (default info)\n"
+"  --version               print the version and exit\n"
+"  -h, --help              print this help and exit\n";
+
+void srv_die_usage(const char *fmt, ...)
+{
+    va_list ap;
+    fputs("srv: error: ", stderr);
+    va_start(ap, fmt);
+    vfprintf(stderr, fmt, ap);
+    va_end(ap);
+    fputc('\n', stderr);
+    exit(SRV_EXIT_USAGE);
+}
+
+static long long parse_int(const char *flag, const char *s, long long lo, long long hi)
+{
+    char *end;
+    errno = 0;
+    long long v = strtoll(s, &end, 10);
+    if (errno || end == s || *end != '\0' || v < lo || v > hi)
+        srv_die_usage("%s: expected an integer from %lld to %lld, got '%s'", flag, lo, hi, s);
+    return v;
+}
+
+static double parse_seconds(const char *flag, const char *s)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || *end != '\0' || !isfinite(v) || v < 0 || v > 86400 * 365)
+        srv_die_usage("%s: expected a number of seconds, got '%s'", flag, s);
+    return v;
+}
+
+static void push(const char ***list, int *n, const char *value)
+{
+    const char **p = realloc(*list, sizeof **list * (size_t)(*n + 1));
+    if (p == NULL)
+        srv_die_usage("out of memory");
+    p[(*n)++] = value;
+    *list = p;
+}
+
+enum {
+    OPT_APP = 256, OPT_CHDIR, OPT_PYTHONPATH, OPT_BACKLOG, OPT_MAX_BODY,
+    OPT_MAX_HEADER_SIZE, OPT_MAX_HEADERS, OPT_MAX_URI, OPT_KEEPALIVE,
+    OPT_HEADER_TIMEOUT, OPT_IO_TIMEOUT, OPT_GRACEFUL_TIMEOUT,
+    OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION,
+};
+
+static const struct option options[] = {
+    {"app", required_argument, NULL, OPT_APP},
+    {"bind", required_argument, NULL, 'b'},
+    {"chdir", required_argument, NULL, OPT_CHDIR},
+    {"pythonpath", required_argument, NULL, OPT_PYTHONPATH},
+    {"backlog", required_argument, NULL, OPT_BACKLOG},
+    {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"max-header-size", required_argument, NULL, OPT_MAX_HEADER_SIZE},
+    {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
+    {"max-uri", required_argument, NULL, OPT_MAX_URI},
+    {"keepalive", required_argument, NULL, OPT_KEEPALIVE},
+    {"header-timeout", required_argument, NULL, OPT_HEADER_TIMEOUT},
+    {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
+    {"graceful-timeout", required_argument, NULL, OPT_GRACEFUL_TIMEOUT},
+    {"no-server-header", no_argument, NULL, OPT_NO_SERVER_HEADER},
+    {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
+    {"version", no_argument, NULL, OPT_VERSION},
+    {"help", no_argument, NULL, 'h'},
+    {NULL, 0, NULL, 0},
+};
+
+void srv_config_parse(int argc, char **argv)
+{
+    opterr = 0;
+    int c;
+    while ((c = getopt_long(argc, argv, ":b:h", options, NULL)) != -1) {
+        const char *flag = argv[optind - 1];
+        switch (c) {
+        case OPT_APP: srv_cfg.app = optarg; break;
+        case 'b': push(&srv_cfg.binds, &srv_cfg.nbinds, optarg); break;
+        case OPT_CHDIR: srv_cfg.chdir = optarg; break;
+        case OPT_PYTHONPATH: push(&srv_cfg.pythonpath, &srv_cfg.npythonpath, optarg); break;
+        case OPT_BACKLOG: srv_cfg.backlog = (int)parse_int("--backlog", optarg, 1, INT_MAX); break;
+        case OPT_MAX_BODY:
+            srv_cfg.max_body = (uint64_t)parse_int("--max-body", optarg, 0, LLONG_MAX);
+            break;
+        case OPT_MAX_HEADER_SIZE:
+            srv_cfg.max_header_size = (size_t)parse_int("--max-header-size", optarg, 256, 16 << 20);
+            break;
+        case OPT_MAX_HEADERS:
+            srv_cfg.max_headers = (int)parse_int("--max-headers", optarg, 1, 10000);
+            break;
+        case OPT_MAX_URI:
+            srv_cfg.max_uri = (size_t)parse_int("--max-uri", optarg, 16, 16 << 20);
+            break;
+        case OPT_KEEPALIVE: srv_cfg.keepalive_timeout = parse_seconds("--keepalive", optarg); break;
+        case OPT_HEADER_TIMEOUT:
+            srv_cfg.header_timeout = parse_seconds("--header-timeout", optarg);
+            break;
+        case OPT_IO_TIMEOUT: srv_cfg.io_timeout = parse_seconds("--io-timeout", optarg); break;
+        case OPT_GRACEFUL_TIMEOUT:
+            srv_cfg.graceful_timeout = parse_seconds("--graceful-timeout", optarg);
+            break;
+        case OPT_NO_SERVER_HEADER: srv_cfg.server_header = 0; break;
+        case OPT_LOG_LEVEL:
+            srv_cfg.log_level = srv_log_parse_level(optarg);
+            if (srv_cfg.log_level < 0)
+                srv_die_usage("--log-level: expected debug, info, warning or error, got '%s'", optarg);
+            break;
+        case OPT_VERSION:
+            printf("srv %s\n", SRV_VERSION);
+            exit(0);
+        case 'h':
+            fputs(usage, stdout);
+            exit(0);
+        case ':':
+            srv_die_usage("%s needs a value (see --help)", flag);
+        default:
+            if (optopt)
+                srv_die_usage("unknown option '-%c' (see --help)", optopt);
+            srv_die_usage("unknown option '%s' (see --help)", flag);
+        }
+    }
+    if (optind < argc) {
+        if (srv_cfg.app == NULL && optind == argc - 1)
+            srv_cfg.app = argv[optind];
+        else
+            srv_die_usage("unexpected argument '%s' (see --help)", argv[optind]);
+    }
+    if (srv_cfg.app == NULL)
+        srv_die_usage("no application given: use --app MODULE:CALLABLE (see --help)");
+    if (srv_cfg.nbinds == 0)
+        push(&srv_cfg.binds, &srv_cfg.nbinds, "127.0.0.1:8000");
+    srv_log_level = srv_cfg.log_level;
+}

@@ -1,0 +1,457 @@
+/*
+ * conn.c - client connections: reading heads in the loop, I/O that waits in
+ * workers, keep-alive, timeouts and lingering close.
+ *
+ * Life of a connection:
+ *
+ *   accept -> READING --head parsed--> BUSY (a worker serves it)
+ *                ^                       |
+ *                +----- keep-alive ------+----- close or error --> LINGER -> freed
+ *
+ * In READING and LINGER the loop owns the connection and its read watcher is
+ * active.  In BUSY the worker owns it; the watchers run only while the worker
+ * waits in srv_conn_read_more() or srv_conn_writev(), and their callback then
+ * just switches back to the waiting greenlet.
+ *
+ * One timer per connection enforces every idle limit.  It is re-armed lazily:
+ * activity only stamps last_active, and the callback computes how long is
+ * left for the current state, so the hot path never touches the timer heap.
+ */
+#include "srv/conn.h"
+#include "srv/config.h"
+#include "srv/log.h"
+#include "srv/loop.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/sendfile.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#define LINGER_SECONDS 2.0
+#define LINGER_MAX_BYTES (1 << 20)
+#define READ_MIN_ROOM 4096
+#define CONN_POOL_MAX 256
+
+static srv_conn *conns;       /* every open connection */
+static int nconns;
+static srv_conn *free_conns;  /* recycled structs */
+static int nfree_conns;
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents);
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
+
+int srv_conn_count(void) { return nconns; }
+
+/* How long the connection may stay idle in its current state; 0 for no
+ * limit. */
+static double idle_limit(const srv_conn *c)
+{
+    if (c->waiter)
+        return srv_cfg.io_timeout;
+    switch (c->state) {
+    case SRV_CONN_READING:
+        if (c->requests_served == 0 || c->req.head_live)
+            return srv_cfg.header_timeout;
+        return srv_cfg.keepalive_timeout;
+    case SRV_CONN_LINGER:
+        return LINGER_SECONDS;
+    default:
+        return 0;
+    }
+}
+
+/* Makes sure the timer fires no later than the current state's limit. */
+static void arm_timer(srv_conn *c)
+{
+    double limit = idle_limit(c);
+    if (limit <= 0)
+        return;
+    if (!ev_is_active(&c->timer) || ev_timer_remaining(srv_loop, &c->timer) > limit) {
+        c->timer.repeat = limit;
+        ev_timer_again(srv_loop, &c->timer);
+    }
+}
+
+srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer,
+                            socklen_t peer_len)
+{
+    srv_conn *c = free_conns;
+    if (c) {
+        free_conns = c->next;
+        nfree_conns--;
+        memset(c, 0, sizeof *c);
+    } else {
+        c = calloc(1, sizeof *c);
+        if (c == NULL) {
+            close(fd);
+            return NULL;
+        }
+    }
+    if (l->family != AF_UNIX) {
+        int one = 1;
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    }
+    c->fd = fd;
+    c->listener = l;
+    if (peer_len > sizeof c->peer)
+        peer_len = sizeof c->peer;
+    memcpy(&c->peer, peer, peer_len);
+    c->peer_len = peer_len;
+    c->state = SRV_CONN_READING;
+    srv_request_init(&c->req);
+    ev_io_init(&c->rio, on_io, fd, EV_READ);
+    ev_io_init(&c->wio, on_io, fd, EV_WRITE);
+    c->rio.data = c->wio.data = c;
+    ev_init(&c->timer, on_timer);
+    c->timer.data = c;
+    c->last_active = ev_now(srv_loop);
+
+    c->next = conns;
+    if (conns)
+        conns->prev = c;
+    conns = c;
+    nconns++;
+
+    ev_io_start(srv_loop, &c->rio);
+    arm_timer(c);
+    return c;
+}
+
+void srv_conn_close(srv_conn *c)
+{
+    ev_io_stop(srv_loop, &c->rio);
+    ev_io_stop(srv_loop, &c->wio);
+    ev_timer_stop(srv_loop, &c->timer);
+    close(c->fd);
+    srv_request_free(&c->req);
+    srv_buf_release(&c->rbuf);
+    Py_CLEAR(c->remote_addr);
+    Py_CLEAR(c->remote_port);
+    free(c->resp);
+    c->resp = NULL;
+
+    if (c->prev)
+        c->prev->next = c->next;
+    else
+        conns = c->next;
+    if (c->next)
+        c->next->prev = c->prev;
+    nconns--;
+
+    if (nfree_conns < CONN_POOL_MAX) {
+        c->next = free_conns;
+        free_conns = c;
+        nfree_conns++;
+    } else {
+        free(c);
+    }
+}
+
+int srv_conn_prepare_read(srv_conn *c)
+{
+    size_t keep = srv_http_keep_from(&c->req, c->rpos);
+    if (keep > 0) {
+        srv_buf_consume(&c->rbuf, keep);
+        c->rpos -= keep;
+        srv_http_shift(&c->req, (uint32_t)keep);
+    }
+    if (c->rbuf.cap - c->rbuf.len < READ_MIN_ROOM)
+        return srv_buf_reserve(&c->rbuf, c->rbuf.cap ? READ_MIN_ROOM : SRV_BUF_BLOCK);
+    return 0;
+}
+
+/* Waits in the current (worker) greenlet until w's fd is ready, the idle
+ * limit passes, or an exception is thrown into the greenlet.  Returns 0 when
+ * ready, -1 otherwise (with the Python exception still set if one was
+ * thrown). */
+static int conn_wait(srv_conn *c, ev_io *w)
+{
+    PyGreenlet *self = srv_hub_current();   /* held for the wait */
+    c->waiter = self;
+    c->wait_result = 0;
+    c->last_active = ev_now(srv_loop);
+    arm_timer(c);
+    ev_io_start(srv_loop, w);
+    int rc = srv_hub_wait();
+    ev_io_stop(srv_loop, w);
+    c->waiter = NULL;
+    Py_DECREF(self);
+    if (rc < 0 || c->wait_result < 0) {
+        c->broken = 1;
+        return -1;
+    }
+    return 0;
+}
+
+ssize_t srv_conn_read_more(srv_conn *c)
+{
+    if (c->peer_closed)
+        return 0;
+    if (c->broken || srv_conn_prepare_read(c) < 0) {
+        c->broken = 1;
+        return -1;
+    }
+    for (;;) {
+        ssize_t n = recv(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len, 0);
+        if (n > 0) {
+            c->rbuf.len += (size_t)n;
+            c->last_active = ev_now(srv_loop);
+            return n;
+        }
+        if (n == 0) {
+            c->peer_closed = 1;
+            return 0;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            c->broken = 1;
+            return -1;
+        }
+        if (conn_wait(c, &c->rio) < 0)
+            return -1;
+    }
+}
+
+int srv_conn_writev(srv_conn *c, struct iovec *iov, int iovcnt)
+{
+    while (iovcnt > 0) {
+        if (c->broken)
+            return -1;
+        struct msghdr msg = {0};
+        msg.msg_iov = iov;
+        msg.msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
+        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        if (n >= 0) {
+            c->last_active = ev_now(srv_loop);
+            size_t left = (size_t)n;
+            while (iovcnt > 0 && left >= iov->iov_len) {
+                left -= iov->iov_len;
+                iov++;
+                iovcnt--;
+            }
+            if (iovcnt > 0) {
+                iov->iov_base = (char *)iov->iov_base + left;
+                iov->iov_len -= left;
+            }
+            continue;
+        }
+        if (errno == EINTR)
+            continue;
+        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+            c->broken = 1;
+            return -1;
+        }
+        if (conn_wait(c, &c->wio) < 0)
+            return -1;
+    }
+    return 0;
+}
+
+int srv_conn_sendfile(srv_conn *c, int fd, off_t offset, size_t count)
+{
+    int sent_any = 0;
+    while (count > 0) {
+        if (c->broken)
+            return -1;
+        ssize_t n = sendfile(c->fd, fd, &offset, count > (1u << 30) ? (1u << 30) : count);
+        if (n > 0) {
+            c->last_active = ev_now(srv_loop);
+            count -= (size_t)n;
+            sent_any = 1;
+            continue;
+        }
+        if (n == 0)         /* the file is shorter than it said */
+            return -1;
+        if (errno == EINTR)
+            continue;
+        if (errno == EAGAIN || errno == EWOULDBLOCK) {
+            if (conn_wait(c, &c->wio) < 0)
+                return -1;
+            continue;
+        }
+        if (!sent_any && (errno == EINVAL || errno == ENOSYS || errno == EOVERFLOW))
+            return -2;
+        c->broken = 1;
+        return -1;
+    }
+    return 0;
+}
+
+/* Half-closes and discards what the client still sends, so that the response
+ * is not destroyed by a reset, then closes on EOF or after a short time. */
+static void linger(srv_conn *c)
+{
+    c->state = SRV_CONN_LINGER;
+    if (c->waiter == NULL)
+        ev_io_stop(srv_loop, &c->wio);
+    shutdown(c->fd, SHUT_WR);
+    c->rpos = 0;
+    c->rbuf.len = 0;
+    c->last_active = ev_now(srv_loop);
+    c->linger_bytes = 0;
+    ev_io_start(srv_loop, &c->rio);
+    arm_timer(c);
+}
+
+static void linger_read(srv_conn *c)
+{
+    char scratch[16384];
+    for (;;) {
+        ssize_t n = recv(c->fd, scratch, sizeof scratch, 0);
+        if (n > 0) {
+            c->linger_bytes += (size_t)n;
+            if (c->linger_bytes > LINGER_MAX_BYTES)
+                break;
+            continue;
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        break;
+    }
+    srv_conn_close(c);
+}
+
+void srv_conn_release(srv_conn *c, int keep_alive)
+{
+    if (!keep_alive || c->broken || c->peer_closed) {
+        if (c->broken || c->peer_closed || (c->req.message_done && c->rpos >= c->rbuf.len))
+            srv_conn_close(c);
+        else
+            linger(c);
+        return;
+    }
+    c->state = SRV_CONN_READING;
+    c->last_active = ev_now(srv_loop);
+    ev_io_start(srv_loop, &c->rio);
+    arm_timer(c);
+}
+
+void srv_conn_fail(srv_conn *c)
+{
+    char buf[512];
+    int status = c->req.error_status ? c->req.error_status : 400;
+    srv_debug("fd %d: %d: %s", c->fd, status, c->req.error_reason ? c->req.error_reason : "bad request");
+    size_t n = srv_http_error_response(buf, sizeof buf, status, 0, ev_now(srv_loop));
+    ssize_t w;
+    do {
+        w = send(c->fd, buf, n, MSG_NOSIGNAL);
+    } while (w < 0 && errno == EINTR);
+    if (w != (ssize_t)n) {
+        srv_conn_close(c);
+        return;
+    }
+    linger(c);
+}
+
+/* The loop's reader: feeds bytes to the parser until a head is complete. */
+static void read_head(srv_conn *c)
+{
+    for (;;) {
+        if (srv_conn_prepare_read(c) < 0) {
+            srv_conn_close(c);
+            return;
+        }
+        size_t room = c->rbuf.cap - c->rbuf.len;
+        ssize_t n = recv(c->fd, c->rbuf.data + c->rbuf.len, room, 0);
+        if (n > 0) {
+            c->rbuf.len += (size_t)n;
+            c->last_active = ev_now(srv_loop);
+            switch (srv_http_feed(&c->req, &c->rbuf, &c->rpos)) {
+            case SRV_PARSE_HEAD_DONE:
+                ev_io_stop(srv_loop, &c->rio);
+                c->state = SRV_CONN_BUSY;
+                srv_hub_dispatch(c);   /* c may be gone when this returns */
+                return;
+            case SRV_PARSE_ERROR:
+                srv_conn_fail(c);
+                return;
+            default:
+                if ((size_t)n < room)
+                    return;
+                continue;
+            }
+        }
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return;
+        srv_conn_close(c);   /* EOF or error before a complete head */
+        return;
+    }
+}
+
+static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+{
+    srv_conn *c = w->data;
+    if (c->waiter) {
+        PyGreenlet *g = c->waiter;
+        c->waiter = NULL;
+        ev_io_stop(loop, w);
+        srv_hub_resume(g);
+        return;
+    }
+    if (w == &c->wio) {
+        ev_io_stop(loop, w);
+        return;
+    }
+    if (c->state == SRV_CONN_READING)
+        read_head(c);
+    else if (c->state == SRV_CONN_LINGER)
+        linger_read(c);
+    else
+        ev_io_stop(loop, w);
+}
+
+static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+{
+    srv_conn *c = w->data;
+    double limit = idle_limit(c);
+    if (limit <= 0) {
+        ev_timer_stop(loop, w);   /* BUSY with no wait: re-armed later */
+        return;
+    }
+    double idle = ev_now(loop) - c->last_active;
+    if (idle < limit) {
+        w->repeat = limit - idle;
+        ev_timer_again(loop, w);
+        return;
+    }
+    if (c->waiter) {
+        srv_debug("fd %d: client idle for %.0f s, giving up", c->fd, idle);
+        PyGreenlet *g = c->waiter;
+        c->waiter = NULL;
+        c->wait_result = -1;
+        srv_hub_resume(g);
+        return;
+    }
+    if (c->state == SRV_CONN_READING && c->req.head_live) {
+        c->req.error_status = 408;
+        c->req.error_reason = "request head timed out";
+        srv_conn_fail(c);
+        return;
+    }
+    srv_conn_close(c);
+}
+
+int srv_conn_close_idle(void)
+{
+    int busy = 0;
+    srv_conn *c = conns;
+    while (c) {
+        srv_conn *next = c->next;
+        if (c->state == SRV_CONN_BUSY)
+            busy++;
+        else if (c->state == SRV_CONN_READING && c->rbuf.len == c->rpos)
+            srv_conn_close(c);
+        c = next;
+    }
+    return busy;
+}

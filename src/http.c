@@ -1,0 +1,395 @@
+/*
+ * http.c - the HTTP/1.x request state machine, on llhttp in strict mode.
+ *
+ * llhttp calls back with spans of the bytes it was given.  A span may arrive
+ * in several pieces when the bytes came in several reads; since the read
+ * buffer only ever grows while a head is being read, the pieces are adjacent
+ * and we keep one (offset, length) pair per span.  Offsets rather than
+ * pointers let the connection reallocate or compact its buffer between reads
+ * (srv_http_shift).
+ *
+ * Parsing pauses at the end of every message, so a pipelined request is
+ * never looked at before the response to the one ahead of it is complete,
+ * and bytes of a body the app never read can be drained or refused instead of
+ * being taken for a request.  Body bytes are decoded (de-chunked) into
+ * req->body, where wsgi.input reads them.
+ *
+ * Limits are enforced in the callbacks, as the bytes arrive, so an oversized
+ * head is refused before it is buffered whole.
+ */
+#include "srv/http.h"
+#include "srv/config.h"
+#include "srv/log.h"
+
+#include <Python.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+enum { CB_NONE, CB_FIELD, CB_VALUE };
+
+static llhttp_settings_t settings;
+static const char *reasons[600];
+
+static inline srv_request *req_of(llhttp_t *p)
+{
+    return (srv_request *)p;   /* parser is the first member */
+}
+
+static int fail(srv_request *req, int status, const char *why)
+{
+    req->error_status = status;
+    req->error_reason = why;
+    return HPE_USER;
+}
+
+static void extend(srv_request *req, srv_span *span, const char *at, size_t len)
+{
+    if (span->len == 0)
+        span->off = (uint32_t)(at - req->base);
+    span->len += (uint32_t)len;
+}
+
+static int grow_head(srv_request *req, size_t len)
+{
+    req->head_bytes += len;
+    if (req->head_bytes > srv_cfg.max_header_size)
+        return fail(req, 431, "request head too large");
+    return 0;
+}
+
+static int on_message_begin(llhttp_t *p)
+{
+    srv_request *req = req_of(p);
+    req->method = (srv_span){0, 0};
+    req->url = (srv_span){0, 0};
+    req->nheaders = 0;
+    req->last_cb = CB_NONE;
+    req->head_bytes = 0;
+    req->head_live = 1;
+    req->headers_done = 0;
+    req->message_done = 0;
+    req->expect_continue = 0;
+    req->chunked = 0;
+    req->has_body = 0;
+    req->error_status = 0;
+    req->error_reason = NULL;
+    req->body_seen = 0;
+    req->msg_start = UINT32_MAX;
+    return 0;
+}
+
+static int on_method(llhttp_t *p, const char *at, size_t len)
+{
+    srv_request *req = req_of(p);
+    extend(req, &req->method, at, len);
+    if (req->msg_start == UINT32_MAX)
+        req->msg_start = req->method.off;
+    return grow_head(req, len);
+}
+
+static int on_url(llhttp_t *p, const char *at, size_t len)
+{
+    srv_request *req = req_of(p);
+    extend(req, &req->url, at, len);
+    if (req->url.len > srv_cfg.max_uri)
+        return fail(req, 414, "request target too long");
+    return grow_head(req, len);
+}
+
+static int on_header_field(llhttp_t *p, const char *at, size_t len)
+{
+    srv_request *req = req_of(p);
+    if (req->last_cb != CB_FIELD) {
+        if (req->nheaders >= srv_cfg.max_headers)
+            return fail(req, 431, "too many header fields");
+        if (req->nheaders == req->headers_cap) {
+            int cap = req->headers_cap ? req->headers_cap * 2 : 16;
+            srv_header *h = realloc(req->headers, sizeof *h * (size_t)cap);
+            if (h == NULL)
+                return fail(req, 503, "out of memory");
+            req->headers = h;
+            req->headers_cap = cap;
+        }
+        req->headers[req->nheaders++] = (srv_header){{0, 0}, {0, 0}};
+        req->last_cb = CB_FIELD;
+    }
+    extend(req, &req->headers[req->nheaders - 1].name, at, len);
+    return grow_head(req, len);
+}
+
+static int on_header_value(llhttp_t *p, const char *at, size_t len)
+{
+    srv_request *req = req_of(p);
+    req->last_cb = CB_VALUE;
+    extend(req, &req->headers[req->nheaders - 1].value, at, len);
+    return grow_head(req, len);
+}
+
+static int name_is(const srv_request *req, const srv_header *h, const char *name)
+{
+    size_t n = strlen(name);
+    return h->name.len == n && strncasecmp(req->base + h->name.off, name, n) == 0;
+}
+
+/* Every coding listed in Transfer-Encoding must be "chunked": srv decodes no
+ * other.  (llhttp has already checked that chunked comes last.) */
+static int codings_supported(const char *v, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        while (i < n && (v[i] == ' ' || v[i] == '\t' || v[i] == ','))
+            i++;
+        size_t start = i;
+        while (i < n && v[i] != ',' && v[i] != ' ' && v[i] != '\t')
+            i++;
+        if (i > start && !(i - start == 7 && strncasecmp(v + start, "chunked", 7) == 0))
+            return 0;
+    }
+    return 1;
+}
+
+static int check_head(srv_request *req)
+{
+    for (int i = 0; i < req->nheaders; i++) {
+        const srv_header *h = &req->headers[i];
+        const char *v = req->base + h->value.off;
+        if (name_is(req, h, "transfer-encoding")) {
+            if (!codings_supported(v, h->value.len))
+                return fail(req, 501, "unsupported transfer coding");
+        } else if (name_is(req, h, "expect")) {
+            size_t n = h->value.len;
+            while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--;
+            if (n == 12 && strncasecmp(v, "100-continue", 12) == 0)
+                req->expect_continue = 1;
+            else
+                return fail(req, 417, "unsupported expectation");
+        }
+    }
+    return 0;
+}
+
+static int on_headers_complete(llhttp_t *p)
+{
+    srv_request *req = req_of(p);
+    if (p->http_major != 1 || p->http_minor > 1) {
+        fail(req, 505, "unsupported HTTP version");
+        return -1;
+    }
+    if (check_head(req)) {
+        return -1;
+    }
+    req->http_minor = p->http_minor;
+    req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
+    req->chunked = (p->flags & F_CHUNKED) ? 1 : 0;
+    if (p->flags & F_CONTENT_LENGTH) {
+        if (p->content_length > srv_cfg.max_body) {
+            fail(req, 413, "request body too large");
+            return -1;
+        }
+        req->has_body = p->content_length > 0;
+    }
+    if (req->chunked)
+        req->has_body = 1;
+    req->headers_done = 1;
+    return 0;
+}
+
+static int on_body(llhttp_t *p, const char *at, size_t len)
+{
+    srv_request *req = req_of(p);
+    req->body_seen += len;
+    if (req->body_seen > srv_cfg.max_body)
+        return fail(req, 413, "request body too large");
+    if (srv_buf_append(&req->body, at, len) < 0)
+        return fail(req, 503, "out of memory");
+    return 0;
+}
+
+static int on_message_complete(llhttp_t *p)
+{
+    req_of(p)->message_done = 1;
+    return HPE_PAUSED;
+}
+
+static void load_reasons(void)
+{
+    PyObject *mod = PyImport_ImportModule("http");
+    PyObject *cls = mod ? PyObject_GetAttrString(mod, "HTTPStatus") : NULL;
+    PyObject *it = cls ? PyObject_GetIter(cls) : NULL;
+    PyObject *member;
+    while (it && (member = PyIter_Next(it)) != NULL) {
+        PyObject *code = PyObject_GetAttrString(member, "value");
+        PyObject *phrase = PyObject_GetAttrString(member, "phrase");
+        long c = code ? PyLong_AsLong(code) : -1;
+        const char *s = phrase ? PyUnicode_AsUTF8(phrase) : NULL;
+        if (c >= 100 && c < 600 && s)
+            reasons[c] = strdup(s);
+        Py_XDECREF(code);
+        Py_XDECREF(phrase);
+        Py_DECREF(member);
+    }
+    if (PyErr_Occurred())
+        srv_log_pyerr("could not load reason phrases from http.HTTPStatus");
+    Py_XDECREF(it);
+    Py_XDECREF(cls);
+    Py_XDECREF(mod);
+}
+
+void srv_http_init(void)
+{
+    llhttp_settings_init(&settings);
+    settings.on_message_begin = on_message_begin;
+    settings.on_method = on_method;
+    settings.on_url = on_url;
+    settings.on_header_field = on_header_field;
+    settings.on_header_value = on_header_value;
+    settings.on_headers_complete = on_headers_complete;
+    settings.on_body = on_body;
+    settings.on_message_complete = on_message_complete;
+    load_reasons();
+}
+
+const char *srv_http_reason(int status)
+{
+    if (status >= 100 && status < 600 && reasons[status])
+        return reasons[status];
+    return "Unknown";
+}
+
+void srv_request_init(srv_request *req)
+{
+    memset(req, 0, sizeof *req);
+    llhttp_init(&req->parser, HTTP_REQUEST, &settings);
+}
+
+void srv_request_free(srv_request *req)
+{
+    free(req->headers);
+    req->headers = NULL;
+    req->headers_cap = 0;
+    srv_buf_release(&req->body);
+}
+
+void srv_request_next(srv_request *req)
+{
+    req->headers_done = 0;
+    req->message_done = 0;
+    req->head_live = 0;
+    req->body.len = 0;
+    req->body_pos = 0;
+    /* Give back a body buffer that grew for a large upload. */
+    if (req->body.cap > SRV_BUF_BLOCK)
+        srv_buf_release(&req->body);
+}
+
+int srv_http_feed(srv_request *req, srv_buf *rbuf, size_t *pos)
+{
+    if (*pos >= rbuf->len || req->message_done)
+        return SRV_PARSE_MORE;
+    int head_was_done = req->headers_done;
+    const char *start = rbuf->data + *pos;
+    req->base = rbuf->data;
+    llhttp_errno_t err = llhttp_execute(&req->parser, start, rbuf->len - *pos);
+    if (err == HPE_OK) {
+        *pos = rbuf->len;
+    } else if (err == HPE_PAUSED) {
+        *pos += (size_t)(llhttp_get_error_pos(&req->parser) - start);
+        llhttp_resume(&req->parser);
+    } else {
+        if (err == HPE_INVALID_VERSION)
+            req->error_status = 505;
+        else if (err == HPE_INVALID_TRANSFER_ENCODING)
+            req->error_status = 501;
+        else if (req->error_status == 0 || (err != HPE_USER && err != HPE_CB_HEADERS_COMPLETE))
+            req->error_status = 400;
+        if (req->error_reason == NULL || (err != HPE_USER && err != HPE_CB_HEADERS_COMPLETE))
+            req->error_reason = llhttp_get_error_reason(&req->parser);
+        return SRV_PARSE_ERROR;
+    }
+    if (!head_was_done && req->headers_done)
+        return SRV_PARSE_HEAD_DONE;
+    return SRV_PARSE_MORE;
+}
+
+size_t srv_http_keep_from(const srv_request *req, size_t pos)
+{
+    if (req->head_live && req->msg_start < pos)
+        return req->msg_start;
+    return pos;
+}
+
+void srv_http_shift(srv_request *req, uint32_t delta)
+{
+    if (!req->head_live)
+        return;
+    if (req->msg_start != UINT32_MAX)
+        req->msg_start -= delta;
+    if (req->method.len)
+        req->method.off -= delta;
+    if (req->url.len)
+        req->url.off -= delta;
+    for (int i = 0; i < req->nheaders; i++) {
+        if (req->headers[i].name.len)
+            req->headers[i].name.off -= delta;
+        if (req->headers[i].value.len)
+            req->headers[i].value.off -= delta;
+    }
+}
+
+size_t srv_http_error_response(char *buf, size_t size, int status, int keep_alive, double now)
+{
+    size_t dlen;
+    const char *date = srv_http_date_header(now, &dlen);
+    const char *reason = srv_http_reason(status);
+    char body[128];
+    int blen = snprintf(body, sizeof body, "%d %s\n", status, reason);
+    int n = snprintf(buf, size,
+                     "HTTP/1.1 %d %s\r\n"
+                     "%.*s"
+                     "%s"
+                     "Content-Type: text/plain; charset=utf-8\r\n"
+                     "Content-Length: %d\r\n"
+                     "%s"
+                     "\r\n"
+                     "%s",
+                     status, reason, (int)dlen, date,
+                     srv_cfg.server_header ? "Server: srv\r\n" : "",
+                     blen, keep_alive ? "" : "Connection: close\r\n", body);
+    return n < 0 ? 0 : ((size_t)n < size ? (size_t)n : size - 1);
+}
+
+const char *srv_http_date_header(double now, size_t *len)
+{
+    static time_t cached_sec = -1;
+    static char cached[64];
+    static size_t cached_len;
+    time_t sec = (time_t)now;
+    if (sec != cached_sec) {
+        struct tm tm;
+        gmtime_r(&sec, &tm);
+        cached_len = strftime(cached, sizeof cached, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        cached_sec = sec;
+    }
+    *len = cached_len;
+    return cached;
+}
+
+size_t srv_http_chunk_header(char *buf, size_t n)
+{
+    static const char hex[] = "0123456789abcdef";
+    char tmp[20];
+    size_t i = 0;
+    do {
+        tmp[i++] = hex[n & 15];
+        n >>= 4;
+    } while (n);
+    size_t len = 0;
+    while (i)
+        buf[len++] = tmp[--i];
+    buf[len++] = '\r';
+    buf[len++] = '\n';
+    return len;
+}

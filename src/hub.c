@@ -1,0 +1,264 @@
+/*
+ * hub.c - the greenlet hub: the loop greenlet and a pool of worker greenlets.
+ *
+ * A fresh greenlet that runs Python is expensive (CPython 3.11 maps a new
+ * data-stack chunk for each), so workers are long-lived.  Each runs
+ * worker_run(): serve the connection it was handed, push itself on the idle
+ * stack, switch to the loop greenlet, and go round again when dispatched.
+ * The idle stack is LIFO so the warmest stacks are reused first; a timer
+ * retires workers that the recent peak did not need.
+ *
+ * Every worker's greenlet is referenced from `workers` from creation until
+ * run() has returned, whatever state it is in, so the hub is the one owner
+ * of every suspended worker.  A worker that has finished is released (reaped)
+ * from the loop greenlet after the switch that saw it finish.
+ */
+#include <Python.h>
+#include <greenlet/greenlet.h>
+
+#include "srv/conn.h"
+#include "srv/hub.h"
+#include "srv/log.h"
+#include "srv/wsgi.h"
+
+#define TRIM_INTERVAL 10.0
+#define MIN_IDLE 8
+
+typedef struct srv_worker {
+    PyGreenlet *g;             /* owned */
+    srv_conn *conn;            /* handed over by dispatch */
+    unsigned exit:1;           /* finish at the next park */
+    unsigned dead:1;           /* run() returned */
+    struct srv_worker *next_idle;
+} srv_worker;
+
+struct ev_loop *srv_loop;
+
+static PyGreenlet *loop_greenlet;   /* owned */
+static PyObject *run_fn;            /* owned: the builtin behind worker_run */
+static srv_worker **workers;        /* all live workers */
+static int nworkers, workers_cap;
+static srv_worker *idle;
+static int nidle;
+static int busy_peak;               /* most busy workers since the last trim */
+static srv_worker *starting;        /* handed to the next new worker's run() */
+static int stopping;
+static ev_timer trim_timer;
+
+int srv_hub_workers_total(void) { return nworkers; }
+int srv_hub_workers_idle(void) { return nidle; }
+
+PyGreenlet *srv_hub_current(void)
+{
+    return PyGreenlet_GetCurrent();
+}
+
+int srv_hub_in_loop(void)
+{
+    PyGreenlet *cur = PyGreenlet_GetCurrent();
+    int in_loop = cur == loop_greenlet;
+    Py_XDECREF(cur);
+    return in_loop;
+}
+
+static void idle_push(srv_worker *w)
+{
+    w->next_idle = idle;
+    idle = w;
+    nidle++;
+}
+
+static srv_worker *idle_pop(void)
+{
+    srv_worker *w = idle;
+    if (w) {
+        idle = w->next_idle;
+        w->next_idle = NULL;
+        nidle--;
+    }
+    return w;
+}
+
+static void idle_remove(srv_worker *w)
+{
+    for (srv_worker **p = &idle; *p; p = &(*p)->next_idle) {
+        if (*p == w) {
+            *p = w->next_idle;
+            w->next_idle = NULL;
+            nidle--;
+            return;
+        }
+    }
+}
+
+static PyObject *worker_run(PyObject *unused, PyObject *args)
+{
+    srv_worker *w = starting;
+    starting = NULL;
+    for (;;) {
+        srv_conn *c = w->conn;
+        w->conn = NULL;
+        if (c && srv_wsgi_serve(c) < 0)
+            break;                      /* killed: finish this greenlet */
+        if (w->exit || stopping)
+            break;
+        idle_push(w);
+        if (srv_hub_wait() < 0) {
+            idle_remove(w);
+            if (PyErr_ExceptionMatches(PyExc_GreenletExit))
+                PyErr_Clear();
+            else
+                srv_log_pyerr("parked worker greenlet interrupted");
+            break;
+        }
+    }
+    w->dead = 1;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef run_def = {"srv_worker", worker_run, METH_VARARGS, NULL};
+
+/* Releases the workers whose run() has returned. */
+static void reap(void)
+{
+    for (int i = 0; i < nworkers;) {
+        srv_worker *w = workers[i];
+        if (w->dead && !PyGreenlet_ACTIVE(w->g)) {
+            workers[i] = workers[--nworkers];
+            Py_DECREF(w->g);
+            free(w);
+        } else {
+            i++;
+        }
+    }
+}
+
+static void switch_done(PyObject *result)
+{
+    if (result == NULL)
+        srv_log_pyerr("a greenlet switched to the loop with an exception");
+    else
+        Py_DECREF(result);
+    reap();
+}
+
+static srv_worker *worker_new(void)
+{
+    if (nworkers == workers_cap) {
+        int cap = workers_cap ? workers_cap * 2 : 64;
+        srv_worker **p = realloc(workers, sizeof *p * (size_t)cap);
+        if (p == NULL)
+            return NULL;
+        workers = p;
+        workers_cap = cap;
+    }
+    srv_worker *w = calloc(1, sizeof *w);
+    if (w == NULL)
+        return NULL;
+    w->g = PyGreenlet_New(run_fn, loop_greenlet);
+    if (w->g == NULL) {
+        free(w);
+        return NULL;
+    }
+    workers[nworkers++] = w;
+    return w;
+}
+
+void srv_hub_dispatch(srv_conn *c)
+{
+    srv_worker *w = idle_pop();
+    if (w == NULL) {
+        w = worker_new();
+        if (w == NULL) {
+            srv_log_pyerr("cannot create a worker greenlet");
+            c->req.error_status = 503;
+            srv_conn_fail(c);
+            return;
+        }
+        starting = w;
+    }
+    int busy = nworkers - nidle;
+    if (busy > busy_peak)
+        busy_peak = busy;
+    w->conn = c;
+    switch_done(PyGreenlet_Switch(w->g, NULL, NULL));
+}
+
+int srv_hub_wait(void)
+{
+    PyObject *r = PyGreenlet_Switch(loop_greenlet, NULL, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
+void srv_hub_resume(PyGreenlet *g)
+{
+    switch_done(PyGreenlet_Switch(g, NULL, NULL));
+}
+
+/* Retires parked workers beyond what the recent peak needed. */
+static void on_trim(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    int keep = busy_peak > MIN_IDLE ? busy_peak : MIN_IDLE;
+    while (nidle > keep) {
+        srv_worker *w = idle_pop();
+        w->exit = 1;
+        switch_done(PyGreenlet_Switch(w->g, NULL, NULL));
+    }
+    busy_peak = nworkers - nidle;
+}
+
+int srv_hub_init(struct ev_loop *loop)
+{
+    PyGreenlet_Import();
+    if (_PyGreenlet_API == NULL)
+        return -1;
+    srv_loop = loop;
+    loop_greenlet = PyGreenlet_GetCurrent();
+    run_fn = PyCFunction_New(&run_def, NULL);
+    if (loop_greenlet == NULL || run_fn == NULL)
+        return -1;
+    ev_timer_init(&trim_timer, on_trim, TRIM_INTERVAL, TRIM_INTERVAL);
+    ev_timer_start(loop, &trim_timer);
+    ev_unref(loop);   /* the trim timer alone does not keep the loop alive */
+    return 0;
+}
+
+int srv_hub_set_loop_greenlet(PyGreenlet *g)
+{
+    for (int i = 0; i < nworkers; i++)
+        if (PyGreenlet_SetParent(workers[i]->g, g) < 0)
+            return -1;
+    Py_INCREF(g);
+    Py_SETREF(loop_greenlet, g);
+    return 0;
+}
+
+void srv_hub_shutdown(void)
+{
+    stopping = 1;
+    if (ev_is_active(&trim_timer)) {
+        ev_ref(srv_loop);
+        ev_timer_stop(srv_loop, &trim_timer);
+    }
+    while (nidle > 0) {
+        srv_worker *w = idle_pop();
+        w->exit = 1;
+        switch_done(PyGreenlet_Switch(w->g, NULL, NULL));
+    }
+    /* Busy workers: throw GreenletExit in; each ends its connection. */
+    for (int round = 0; round < 3 && nworkers > 0; round++) {
+        for (int i = nworkers - 1; i >= 0; i--) {
+            if (i >= nworkers)
+                continue;
+            srv_worker *w = workers[i];
+            if (w->dead || !PyGreenlet_ACTIVE(w->g))
+                continue;
+            w->exit = 1;
+            switch_done(PyGreenlet_Throw(w->g, PyExc_GreenletExit, NULL, NULL));
+        }
+    }
+    reap();
+}

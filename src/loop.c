@@ -1,0 +1,337 @@
+/*
+ * loop.c - listening sockets, accepting, and the loop's life cycle.
+ *
+ * Addresses are parsed and bound before the app is imported, so a port in
+ * use is reported at once with exit status 2.  The accept callback takes up
+ * to ACCEPT_BATCH connections per wakeup with accept4(), non-blocking and
+ * close-on-exec.  When the process runs out of descriptors the listeners are
+ * paused for a moment instead of spinning on a readable socket that cannot
+ * be accepted.
+ *
+ * SIGTERM and SIGINT stop gracefully: the listeners close, idle connections
+ * are closed, and the loop ends when in-flight requests are done or
+ * --graceful-timeout has passed.  SIGQUIT ends the loop at once.
+ */
+#include "srv/loop.h"
+#include "srv/config.h"
+#include "srv/conn.h"
+#include "srv/hub.h"
+#include "srv/log.h"
+#include "srv/wsgi.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define ACCEPT_BATCH 64
+
+static srv_listener *listeners;
+static int nlisteners;
+static ev_timer pause_timer;
+static ev_timer stop_timer;
+static ev_timer drain_check;
+static ev_signal sig_term, sig_int, sig_quit;
+static int stopping;
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents);
+
+/* Splits "HOST:PORT", ":PORT", "[V6]:PORT".  Returns 0 or -1. */
+static int split_host_port(const char *addr, char *host, size_t hsize, char *port, size_t psize)
+{
+    const char *colon;
+    if (addr[0] == '[') {
+        const char *end = strchr(addr, ']');
+        if (end == NULL || end[1] != ':')
+            return -1;
+        if ((size_t)(end - addr - 1) >= hsize)
+            return -1;
+        memcpy(host, addr + 1, (size_t)(end - addr - 1));
+        host[end - addr - 1] = '\0';
+        colon = end + 1;
+    } else {
+        colon = strrchr(addr, ':');
+        if (colon == NULL)
+            return -1;
+        if ((size_t)(colon - addr) >= hsize)
+            return -1;
+        memcpy(host, addr, (size_t)(colon - addr));
+        host[colon - addr] = '\0';
+        if (strchr(host, ':'))
+            return -1;   /* a bare IPv6 address needs brackets */
+    }
+    const char *p = colon + 1;
+    if (*p == '\0' || strlen(p) >= psize)
+        return -1;
+    char *end;
+    long n = strtol(p, &end, 10);
+    if (*end != '\0' || n < 0 || n > 65535)
+        return -1;
+    snprintf(port, psize, "%ld", n);
+    return 0;
+}
+
+static srv_listener *add_listener(void)
+{
+    srv_listener *p = realloc(listeners, sizeof *p * (size_t)(nlisteners + 1));
+    if (p == NULL)
+        srv_die_usage("out of memory");
+    listeners = p;
+    srv_listener *l = &listeners[nlisteners++];
+    memset(l, 0, sizeof *l);
+    l->fd = -1;
+    return l;
+}
+
+static void bind_unix(const char *addr, const char *path)
+{
+    struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    if (strlen(path) == 0 || strlen(path) >= sizeof sun.sun_path)
+        srv_die_usage("--bind %s: bad unix socket path", addr);
+    strcpy(sun.sun_path, path);
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        srv_die_usage("--bind %s: %s", addr, strerror(errno));
+    /* Replace a stale socket file, but never a live socket or another file. */
+    struct stat st;
+    if (lstat(path, &st) == 0) {
+        if (!S_ISSOCK(st.st_mode))
+            srv_die_usage("--bind %s: %s exists and is not a socket", addr, path);
+        int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+        if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0)
+            srv_die_usage("--bind %s: address already in use", addr);
+        if (probe >= 0)
+            close(probe);
+        unlink(path);
+    }
+    if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0)
+        srv_die_usage("--bind %s: %s", addr, strerror(errno));
+    if (listen(fd, srv_cfg.backlog) < 0)
+        srv_die_usage("--bind %s: %s", addr, strerror(errno));
+    srv_listener *l = add_listener();
+    l->fd = fd;
+    l->family = AF_UNIX;
+    l->unix_path = strdup(path);
+    l->name = malloc(strlen(path) + 6);
+    sprintf(l->name, "unix:%s", path);
+}
+
+static void bind_tcp(const char *addr)
+{
+    char host[256], port[16];
+    if (split_host_port(addr, host, sizeof host, port, sizeof port) < 0)
+        srv_die_usage("--bind %s: expected HOST:PORT, :PORT, [IPV6]:PORT or unix:PATH", addr);
+    struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
+                             .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
+    struct addrinfo *res;
+    int rc = getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res);
+    if (rc != 0)
+        srv_die_usage("--bind %s: %s", addr, gai_strerror(rc));
+    int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        srv_die_usage("--bind %s: %s", addr, strerror(errno));
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (res->ai_family == AF_INET6)
+        setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
+        int err = errno;
+        srv_die_usage("--bind %s: %s", addr,
+                      err == EADDRINUSE ? "address already in use" : strerror(err));
+    }
+    if (listen(fd, srv_cfg.backlog) < 0)
+        srv_die_usage("--bind %s: %s", addr, strerror(errno));
+    srv_listener *l = add_listener();
+    l->fd = fd;
+    l->family = res->ai_family;
+    freeaddrinfo(res);
+
+    /* The real address, e.g. for port 0. */
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char shown[INET6_ADDRSTRLEN] = "?";
+    int real_port = 0;
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, shown, sizeof shown);
+        real_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, shown, sizeof shown);
+        real_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    l->name = malloc(strlen(shown) + 32);
+    sprintf(l->name, ss.ss_family == AF_INET6 ? "http://[%s]:%d" : "http://%s:%d", shown, real_port);
+}
+
+void srv_listen_all(void)
+{
+    for (int i = 0; i < srv_cfg.nbinds; i++) {
+        const char *addr = srv_cfg.binds[i];
+        if (strncmp(addr, "unix:", 5) == 0)
+            bind_unix(addr, addr + 5);
+        else
+            bind_tcp(addr);
+    }
+}
+
+int srv_listeners_prepare_environ(void)
+{
+    for (int i = 0; i < nlisteners; i++) {
+        srv_listener *l = &listeners[i];
+        char host[INET6_ADDRSTRLEN] = "localhost", port[16] = "";
+        if (l->family != AF_UNIX) {
+            struct sockaddr_storage ss;
+            socklen_t len = sizeof ss;
+            getsockname(l->fd, (struct sockaddr *)&ss, &len);
+            if (ss.ss_family == AF_INET6) {
+                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+                snprintf(port, sizeof port, "%d", ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+            } else {
+                inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+                snprintf(port, sizeof port, "%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
+            }
+        }
+        l->environ_template = srv_wsgi_environ_template(l, host, port);
+        if (l->environ_template == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+{
+    srv_listener *l = w->data;
+    for (int i = 0; i < ACCEPT_BATCH; i++) {
+        struct sockaddr_storage peer;
+        socklen_t len = sizeof peer;
+        int fd = accept4(l->fd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED)
+                continue;
+            if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+                srv_warn("accept: %s; pausing accepts for 0.1 s", strerror(errno));
+                srv_listeners_pause(0.1);
+            }
+            return;
+        }
+        if (l->family == AF_UNIX)
+            peer.ss_family = AF_UNIX;
+        srv_conn *c = srv_conn_accepted(l, fd, (struct sockaddr *)&peer, len);
+        (void)c;
+    }
+}
+
+static void listeners_start(void)
+{
+    for (int i = 0; i < nlisteners; i++)
+        if (listeners[i].fd >= 0)
+            ev_io_start(srv_loop, &listeners[i].io);
+}
+
+static void listeners_stop(void)
+{
+    for (int i = 0; i < nlisteners; i++)
+        ev_io_stop(srv_loop, &listeners[i].io);
+}
+
+static void on_pause_end(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    if (!stopping)
+        listeners_start();
+}
+
+void srv_listeners_pause(double seconds)
+{
+    listeners_stop();
+    ev_timer_stop(srv_loop, &pause_timer);
+    ev_timer_set(&pause_timer, seconds, 0.);
+    ev_timer_start(srv_loop, &pause_timer);
+}
+
+void srv_listeners_close(void)
+{
+    for (int i = 0; i < nlisteners; i++) {
+        srv_listener *l = &listeners[i];
+        ev_io_stop(srv_loop, &l->io);
+        if (l->fd >= 0)
+            close(l->fd);
+        l->fd = -1;
+        if (l->unix_path) {
+            unlink(l->unix_path);
+            free(l->unix_path);
+            l->unix_path = NULL;
+        }
+    }
+}
+
+static void on_drain_check(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    if (srv_conn_close_idle() == 0)
+        ev_break(loop, EVBREAK_ALL);
+}
+
+static void on_stop_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    srv_warn("graceful timeout: %d connection(s) still busy; stopping", srv_conn_count());
+    ev_break(loop, EVBREAK_ALL);
+}
+
+void srv_loop_stop(int graceful)
+{
+    if (!graceful) {
+        ev_break(srv_loop, EVBREAK_ALL);
+        return;
+    }
+    if (stopping)
+        return;
+    stopping = 1;
+    srv_listeners_close();
+    ev_timer_stop(srv_loop, &pause_timer);
+    ev_timer_init(&stop_timer, on_stop_timeout, srv_cfg.graceful_timeout, 0.);
+    ev_timer_start(srv_loop, &stop_timer);
+    ev_timer_init(&drain_check, on_drain_check, 0., 0.05);
+    ev_timer_start(srv_loop, &drain_check);
+}
+
+static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+{
+    if (w->signum == SIGQUIT) {
+        srv_info("SIGQUIT: stopping now");
+        srv_loop_stop(0);
+    } else {
+        srv_info("%s: stopping gracefully", w->signum == SIGTERM ? "SIGTERM" : "SIGINT");
+        srv_loop_stop(1);
+    }
+}
+
+void srv_loop_run(void)
+{
+    for (int i = 0; i < nlisteners; i++) {
+        srv_listener *l = &listeners[i];
+        ev_io_init(&l->io, on_accept, l->fd, EV_READ);
+        l->io.data = l;
+        srv_info("listening on %s", l->name);
+    }
+    ev_init(&pause_timer, on_pause_end);
+    ev_signal_init(&sig_term, on_signal, SIGTERM);
+    ev_signal_init(&sig_int, on_signal, SIGINT);
+    ev_signal_init(&sig_quit, on_signal, SIGQUIT);
+    ev_signal_start(srv_loop, &sig_term);
+    ev_signal_start(srv_loop, &sig_int);
+    ev_signal_start(srv_loop, &sig_quit);
+    ev_unref(srv_loop);
+    ev_unref(srv_loop);
+    ev_unref(srv_loop);
+    listeners_start();
+    ev_run(srv_loop, 0);
+    srv_listeners_close();
+}

@@ -1,0 +1,104 @@
+/*
+ * main.c - start-up and shut-down of a srv process.
+ *
+ * Order matters: parse the flags, bind the sockets (so a busy port is a
+ * usage error before any app code runs), start the interpreter with the
+ * `srv` module registered, import the app, then run the loop.  After the
+ * loop ends, workers still inside a request get GreenletExit, and the
+ * interpreter is finalized with no greenlet left suspended.
+ */
+#include <Python.h>
+#include <ev.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "srv/config.h"
+#include "srv/conn.h"
+#include "srv/http.h"
+#include "srv/hub.h"
+#include "srv/log.h"
+#include "srv/loop.h"
+#include "srv/pymod.h"
+#include "srv/wsgi.h"
+
+/* Releases the GIL while the loop waits for events, so Python threads the
+ * app started can run. */
+static PyThreadState *loop_tstate;
+static void loop_release(struct ev_loop *loop) { loop_tstate = PyEval_SaveThread(); }
+static void loop_acquire(struct ev_loop *loop) { PyEval_RestoreThread(loop_tstate); }
+
+static void add_sys_path(const char *dir, int front)
+{
+    PyObject *path = PySys_GetObject("path");   /* borrowed */
+    PyObject *d = PyUnicode_DecodeFSDefault(dir);
+    if (path && d)
+        PyList_Insert(path, front ? 0 : PyList_GET_SIZE(path), d);
+    Py_XDECREF(d);
+    PyErr_Clear();
+}
+
+static void start_python(const char *argv0)
+{
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0;   /* the loop owns signals */
+    config.parse_argv = 0;
+    PyConfig_SetBytesString(&config, &config.program_name, argv0);
+    PyStatus st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(st))
+        srv_die_usage("cannot start Python: %s", st.err_msg ? st.err_msg : "unknown error");
+}
+
+int main(int argc, char **argv)
+{
+    srv_config_parse(argc, argv);
+    signal(SIGPIPE, SIG_IGN);
+    if (srv_cfg.chdir && chdir(srv_cfg.chdir) < 0)
+        srv_die_usage("--chdir %s: %s", srv_cfg.chdir, strerror(errno));
+
+    srv_listen_all();
+
+    if (srv_pymod_register() < 0)
+        srv_die_usage("cannot register the srv module");
+    start_python(argv[0]);
+
+    /* The app's directory (the working directory) and --pythonpath. */
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd))
+        add_sys_path(cwd, 1);
+    for (int i = srv_cfg.npythonpath - 1; i >= 0; i--)
+        add_sys_path(srv_cfg.pythonpath[i], 1);
+
+    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    if (loop == NULL)
+        srv_die_usage("cannot initialise libev");
+    if (srv_hub_init(loop) < 0) {
+        PyErr_Print();
+        srv_die_usage("cannot import greenlet (install python3-greenlet)");
+    }
+    srv_http_init();
+    if (srv_wsgi_init() < 0) {
+        PyErr_Print();
+        srv_die_usage("cannot initialise the WSGI gateway");
+    }
+    srv_wsgi_load_app();
+    if (srv_listeners_prepare_environ() < 0) {
+        PyErr_Print();
+        srv_die_usage("cannot prepare the environ");
+    }
+
+    srv_info("srv %s: serving %s (native mode, libev %d.%d, one greenlet per request)",
+             SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor());
+    ev_set_loop_release_cb(loop, loop_release, loop_acquire);
+    srv_loop_run();
+    ev_set_loop_release_cb(loop, NULL, NULL);
+
+    srv_hub_shutdown();
+    srv_wsgi_fini();
+    srv_info("stopped");
+    int rc = Py_FinalizeEx() < 0 ? 1 : 0;
+    return rc;
+}

@@ -1,0 +1,80 @@
+/*
+ * pymod.c - the `srv` module for applications.
+ *
+ * srv.sleep(seconds) suspends the calling greenlet on a libev timer and
+ * lets the loop serve everyone else.  The timer lives on the heap, never on
+ * the greenlet's stack, because a suspended greenlet's stack is copied away
+ * while others run.  Called outside any request (at import time, from the
+ * loop greenlet itself) it sleeps for real, as time.sleep would.
+ */
+#include "srv/pymod.h"
+#include "srv/hub.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <time.h>
+
+typedef struct {
+    ev_timer timer;
+    PyGreenlet *waiter;   /* owned by srv_sleep() for the wait */
+} sleeper;
+
+static void on_wake(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    sleeper *s = (sleeper *)t;
+    srv_hub_resume(s->waiter);
+}
+
+static PyObject *srv_sleep(PyObject *module, PyObject *arg)
+{
+    double seconds = PyFloat_AsDouble(arg);
+    if (seconds == -1.0 && PyErr_Occurred())
+        return NULL;
+    if (!isfinite(seconds) || seconds < 0) {
+        PyErr_SetString(PyExc_ValueError, "sleep length must be a non-negative number");
+        return NULL;
+    }
+    if (srv_loop == NULL || srv_hub_in_loop()) {
+        struct timespec ts = {(time_t)seconds, (long)((seconds - floor(seconds)) * 1e9)};
+        Py_BEGIN_ALLOW_THREADS
+        nanosleep(&ts, NULL);
+        Py_END_ALLOW_THREADS
+        Py_RETURN_NONE;
+    }
+    sleeper *s = malloc(sizeof *s);
+    if (s == NULL)
+        return PyErr_NoMemory();
+    s->waiter = srv_hub_current();
+    ev_timer_init(&s->timer, on_wake, seconds, 0.);
+    ev_timer_start(srv_loop, &s->timer);
+    int rc = srv_hub_wait();
+    ev_timer_stop(srv_loop, &s->timer);
+    Py_DECREF(s->waiter);
+    free(s);
+    if (rc < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyMethodDef srv_methods[] = {
+    {"sleep", srv_sleep, METH_O,
+     "sleep(seconds): suspend this greenlet; the server keeps serving"},
+    {NULL, NULL, 0, NULL},
+};
+
+static struct PyModuleDef srv_module = {
+    PyModuleDef_HEAD_INIT, "srv", "Helpers for applications served by srv.", -1, srv_methods,
+};
+
+static PyObject *init_srv_module(void)
+{
+    PyObject *m = PyModule_Create(&srv_module);
+    if (m && PyModule_AddStringConstant(m, "__version__", SRV_VERSION) < 0)
+        Py_CLEAR(m);
+    return m;
+}
+
+int srv_pymod_register(void)
+{
+    return PyImport_AppendInittab("srv", init_srv_module);
+}
