@@ -30,6 +30,8 @@ srv_config srv_cfg = {
     .io_timeout = 60.0,
     .graceful_timeout = 30.0,
     .log_level = SRV_LOG_INFO,
+    .mode = SRV_MODE_AUTO,
+    .monkey_patch = 1,
 };
 
 static const char usage[] =
@@ -58,6 +60,10 @@ static const char usage[] =
 "  --graceful-timeout SECONDS\n"
 "                          on SIGTERM, in-flight requests get this long\n"
 "                          (default 30)\n"
+"  --mode MODE             gevent: run on gevent's hub, sharing its libev loop;\n"
+"                          native: srv's own loop, no gevent (default: gevent\n"
+"                          when it can be imported, else native)\n"
+"  --no-monkey-patch       in gevent mode, do not call gevent.monkey.patch_all()\n"
 "  --no-server-header      do not send \"Server: srv\"\n"
 "  --log-level LEVEL       debug, info, warning or error (default info)\n"
 "  --version               print the version and exit\n"
@@ -107,7 +113,7 @@ enum {
     OPT_APP = 256, OPT_CHDIR, OPT_PYTHONPATH, OPT_BACKLOG, OPT_MAX_BODY,
     OPT_MAX_HEADER_SIZE, OPT_MAX_HEADERS, OPT_MAX_URI, OPT_KEEPALIVE,
     OPT_HEADER_TIMEOUT, OPT_IO_TIMEOUT, OPT_GRACEFUL_TIMEOUT,
-    OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION,
+    OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION, OPT_MODE, OPT_NO_MONKEY_PATCH,
 };
 
 static const struct option options[] = {
@@ -125,6 +131,8 @@ static const struct option options[] = {
     {"io-timeout", required_argument, NULL, OPT_IO_TIMEOUT},
     {"graceful-timeout", required_argument, NULL, OPT_GRACEFUL_TIMEOUT},
     {"no-server-header", no_argument, NULL, OPT_NO_SERVER_HEADER},
+    {"mode", required_argument, NULL, OPT_MODE},
+    {"no-monkey-patch", no_argument, NULL, OPT_NO_MONKEY_PATCH},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"version", no_argument, NULL, OPT_VERSION},
     {"help", no_argument, NULL, 'h'},
@@ -164,6 +172,15 @@ void srv_config_parse(int argc, char **argv)
             srv_cfg.graceful_timeout = parse_seconds("--graceful-timeout", optarg);
             break;
         case OPT_NO_SERVER_HEADER: srv_cfg.server_header = 0; break;
+        case OPT_MODE:
+            if (strcmp(optarg, "gevent") == 0)
+                srv_cfg.mode = SRV_MODE_GEVENT;
+            else if (strcmp(optarg, "native") == 0)
+                srv_cfg.mode = SRV_MODE_NATIVE;
+            else
+                srv_die_usage("--mode: expected gevent or native, got '%s'", optarg);
+            break;
+        case OPT_NO_MONKEY_PATCH: srv_cfg.monkey_patch = 0; break;
         case OPT_LOG_LEVEL:
             srv_cfg.log_level = srv_log_parse_level(optarg);
             if (srv_cfg.log_level < 0)

@@ -388,7 +388,7 @@ static void read_head(srv_conn *c)
     }
 }
 
-static void on_io(struct ev_loop *loop, ev_io *w, int revents)
+static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     srv_conn *c = w->data;
     if (c->waiter) {
@@ -410,7 +410,9 @@ static void on_io(struct ev_loop *loop, ev_io *w, int revents)
         ev_io_stop(loop, w);
 }
 
-static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
+SRV_EV_CALLBACK(on_io, ev_io, io_cb)
+
+static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     srv_conn *c = w->data;
     double limit = idle_limit(c);
@@ -440,6 +442,8 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents)
     }
     srv_conn_close(c);
 }
+
+SRV_EV_CALLBACK(on_timer, ev_timer, timer_cb)
 
 int srv_conn_close_idle(void)
 {

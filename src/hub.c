@@ -48,6 +48,11 @@ static ev_timer trim_timer;
 int srv_hub_workers_total(void) { return nworkers; }
 int srv_hub_workers_idle(void) { return nidle; }
 
+int srv_hub_exiting(void)
+{
+    return PyErr_ExceptionMatches(PyExc_GreenletExit);
+}
+
 PyGreenlet *srv_hub_current(void)
 {
     return PyGreenlet_GetCurrent();
@@ -199,7 +204,7 @@ void srv_hub_resume(PyGreenlet *g)
 }
 
 /* Retires parked workers beyond what the recent peak needed. */
-static void on_trim(struct ev_loop *loop, ev_timer *t, int revents)
+static void trim_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     int keep = busy_peak > MIN_IDLE ? busy_peak : MIN_IDLE;
     while (nidle > keep) {
@@ -209,6 +214,8 @@ static void on_trim(struct ev_loop *loop, ev_timer *t, int revents)
     }
     busy_peak = nworkers - nidle;
 }
+
+SRV_EV_CALLBACK(on_trim, ev_timer, trim_cb)
 
 int srv_hub_init(struct ev_loop *loop)
 {

@@ -10,7 +10,9 @@
  *
  * SIGTERM and SIGINT stop gracefully: the listeners close, idle connections
  * are closed, and the loop ends when in-flight requests are done or
- * --graceful-timeout has passed.  SIGQUIT ends the loop at once.
+ * --graceful-timeout has passed.  SIGQUIT ends the loop at once.  Who runs
+ * the loop (srv itself, or gevent's hub) is main.c's business: stopping is
+ * ev_break() either way.
  */
 #include "srv/loop.h"
 #include "srv/config.h"
@@ -207,7 +209,7 @@ int srv_listeners_prepare_environ(void)
     return 0;
 }
 
-static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
+static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     srv_listener *l = w->data;
     for (int i = 0; i < ACCEPT_BATCH; i++) {
@@ -230,6 +232,8 @@ static void on_accept(struct ev_loop *loop, ev_io *w, int revents)
     }
 }
 
+SRV_EV_CALLBACK(on_accept, ev_io, accept_cb)
+
 static void listeners_start(void)
 {
     for (int i = 0; i < nlisteners; i++)
@@ -243,11 +247,13 @@ static void listeners_stop(void)
         ev_io_stop(srv_loop, &listeners[i].io);
 }
 
-static void on_pause_end(struct ev_loop *loop, ev_timer *t, int revents)
+static void pause_end_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     if (!stopping)
         listeners_start();
 }
+
+SRV_EV_CALLBACK(on_pause_end, ev_timer, pause_end_cb)
 
 void srv_listeners_pause(double seconds)
 {
@@ -273,17 +279,21 @@ void srv_listeners_close(void)
     }
 }
 
-static void on_drain_check(struct ev_loop *loop, ev_timer *t, int revents)
+static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     if (srv_conn_close_idle() == 0)
         ev_break(loop, EVBREAK_ALL);
 }
 
-static void on_stop_timeout(struct ev_loop *loop, ev_timer *t, int revents)
+SRV_EV_CALLBACK(on_drain_check, ev_timer, drain_check_cb)
+
+static void stop_timeout_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     srv_warn("graceful timeout: %d connection(s) still busy; stopping", srv_conn_count());
     ev_break(loop, EVBREAK_ALL);
 }
+
+SRV_EV_CALLBACK(on_stop_timeout, ev_timer, stop_timeout_cb)
 
 void srv_loop_stop(int graceful)
 {
@@ -302,7 +312,7 @@ void srv_loop_stop(int graceful)
     ev_timer_start(srv_loop, &drain_check);
 }
 
-static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
+static void signal_cb(struct ev_loop *loop, ev_signal *w, int revents)
 {
     if (w->signum == SIGQUIT) {
         srv_info("SIGQUIT: stopping now");
@@ -313,7 +323,9 @@ static void on_signal(struct ev_loop *loop, ev_signal *w, int revents)
     }
 }
 
-void srv_loop_run(void)
+SRV_EV_CALLBACK(on_signal, ev_signal, signal_cb)
+
+void srv_loop_start(void)
 {
     for (int i = 0; i < nlisteners; i++) {
         srv_listener *l = &listeners[i];
@@ -332,6 +344,4 @@ void srv_loop_run(void)
     ev_unref(srv_loop);
     ev_unref(srv_loop);
     listeners_start();
-    ev_run(srv_loop, 0);
-    srv_listeners_close();
 }

@@ -3,9 +3,11 @@
  *
  * Order matters: parse the flags, bind the sockets (so a busy port is a
  * usage error before any app code runs), start the interpreter with the
- * `srv` module registered, import the app, then run the loop.  After the
- * loop ends, workers still inside a request get GreenletExit, and the
- * interpreter is finalized with no greenlet left suspended.
+ * `srv` module registered, pick the mode (gevent patches the stdlib before
+ * the app is imported), import the app, then run the loop: srv's own ev_run
+ * in native mode, gevent's hub in gevent mode.  After the loop ends, workers
+ * still inside a request get GreenletExit, and the interpreter is finalized
+ * with no greenlet left suspended.
  */
 #include <Python.h>
 #include <ev.h>
@@ -16,6 +18,7 @@
 
 #include "srv/config.h"
 #include "srv/conn.h"
+#include "srv/geventmode.h"
 #include "srv/http.h"
 #include "srv/hub.h"
 #include "srv/log.h"
@@ -72,7 +75,13 @@ int main(int argc, char **argv)
     for (int i = srv_cfg.npythonpath - 1; i >= 0; i--)
         add_sys_path(srv_cfg.pythonpath[i], 1);
 
-    struct ev_loop *loop = ev_default_loop(EVFLAG_AUTO);
+    int gevent = srv_cfg.mode == SRV_MODE_GEVENT
+        || (srv_cfg.mode == SRV_MODE_AUTO && srv_gevent_importable());
+    if (srv_cfg.mode == SRV_MODE_GEVENT && !srv_gevent_importable())
+        srv_die_usage("--mode gevent: gevent cannot be imported; install it with "
+                      "'apt-get install python3-gevent', or use --mode native");
+    struct ev_loop *loop = gevent ? srv_gevent_setup(srv_cfg.monkey_patch)
+                                  : ev_default_loop(EVFLAG_AUTO);
     if (loop == NULL)
         srv_die_usage("cannot initialise libev");
     if (srv_hub_init(loop) < 0) {
@@ -90,11 +99,26 @@ int main(int argc, char **argv)
         srv_die_usage("cannot prepare the environ");
     }
 
-    srv_info("srv %s: serving %s (native mode, libev %d.%d, one greenlet per request)",
-             SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor());
-    ev_set_loop_release_cb(loop, loop_release, loop_acquire);
-    srv_loop_run();
-    ev_set_loop_release_cb(loop, NULL, NULL);
+    if (gevent)
+        srv_info("srv %s: serving %s in gevent mode: gevent's hub runs the loop, sharing the "
+                 "system libev %d.%d (ev_default_loop); stdlib %s",
+                 SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor(),
+                 srv_cfg.monkey_patch ? "monkey-patched" : "NOT patched (--no-monkey-patch)");
+    else
+        srv_info("srv %s: serving %s in native mode (libev %d.%d): blocking calls such as "
+                 "time.sleep or plain sockets block the whole worker; use srv.sleep",
+                 SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor());
+    srv_loop_start();
+    if (gevent) {
+        srv_gevent_run();
+    } else {
+        ev_set_loop_release_cb(loop, loop_release, loop_acquire);
+        ev_run(loop, 0);
+        ev_set_loop_release_cb(loop, NULL, NULL);
+    }
+    srv_listeners_close();
+    if (gevent)
+        srv_gevent_detach();
 
     srv_hub_shutdown();
     srv_wsgi_fini();

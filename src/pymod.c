@@ -19,11 +19,13 @@ typedef struct {
     PyGreenlet *waiter;   /* owned by srv_sleep() for the wait */
 } sleeper;
 
-static void on_wake(struct ev_loop *loop, ev_timer *t, int revents)
+static void wake_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
     sleeper *s = (sleeper *)t;
     srv_hub_resume(s->waiter);
 }
+
+SRV_EV_CALLBACK(on_wake, ev_timer, wake_cb)
 
 static PyObject *srv_sleep(PyObject *module, PyObject *arg)
 {

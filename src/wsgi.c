@@ -28,6 +28,7 @@
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/filewrap.h"
+#include "srv/geventmode.h"
 #include "srv/hub.h"
 #include "srv/input.h"
 #include "srv/log.h"
@@ -818,22 +819,18 @@ static int drain_body(srv_conn *c)
     return 1;
 }
 
-/* 1 if the pending exception is GreenletExit: the greenlet is being killed. */
-static int being_killed(void)
+/* A pooled worker serves many requests: nothing the app kept in a
+ * ContextVar or in gevent.local may be seen by the next one. */
+static void forget_request_locals(void)
 {
-    PyObject *exc = PyErr_Occurred();
-    if (exc == NULL)
-        return 0;
-    PyObject *greenlet = PyImport_ImportModule("greenlet");
-    PyObject *ge = greenlet ? PyObject_GetAttrString(greenlet, "GreenletExit") : NULL;
-    Py_XDECREF(greenlet);
-    if (ge == NULL) {
-        PyErr_Clear();
-        return 0;
+    if (PyThreadState_Get()->context != NULL) {
+        PyObject *self = (PyObject *)srv_hub_current();
+        if (PyObject_SetAttrString(self, "gr_context", Py_None) < 0)
+            srv_log_pyerr("cannot reset the greenlet's context");
+        Py_DECREF(self);
     }
-    int killed = PyErr_GivenExceptionMatches(exc, ge);
-    Py_DECREF(ge);
-    return killed;
+    if (srv_gevent_active)
+        srv_gevent_reset_locals();
 }
 
 static srv_response *response_reset(srv_conn *c)
@@ -901,7 +898,7 @@ static int handle_request(srv_conn *c)
         failed = PyErr_Occurred() != NULL;
     }
     if (failed) {
-        if ((killed = being_killed()))
+        if ((killed = srv_hub_exiting()))
             PyErr_Clear();
         else if (!c->broken || !(PyErr_ExceptionMatches(PyExc_OSError)))
             srv_log_pyerr("error in the WSGI app for %s",
@@ -911,7 +908,7 @@ static int handle_request(srv_conn *c)
     }
     if (result) {
         if (close_result(result) < 0 && !killed) {
-            if (being_killed())
+            if (srv_hub_exiting())
                 killed = 1;
             failed = 1;
         }
@@ -934,6 +931,7 @@ respond:
     if (keep && !c->req.message_done)
         keep = drain_body(c);
     response_detach(r);
+    forget_request_locals();
     if (killed)
         return -1;
     return keep;

@@ -14,6 +14,8 @@
 
 #define SRV_EXIT_USAGE 2
 
+enum srv_mode { SRV_MODE_AUTO, SRV_MODE_GEVENT, SRV_MODE_NATIVE };
+
 typedef struct srv_config {
     const char *app;             /* "module:callable" or "module:factory()" */
     const char **binds;          /* listen addresses, as given */
@@ -32,6 +34,8 @@ typedef struct srv_config {
     double io_timeout;           /* body read / response write idle limit */
     double graceful_timeout;     /* SIGTERM: in-flight requests get this long */
     int log_level;
+    int mode;                    /* enum srv_mode */
+    int monkey_patch;            /* gevent mode: patch_all() first */
 } srv_config;
 
 extern srv_config srv_cfg;

@@ -28,6 +28,19 @@ typedef struct _greenlet PyGreenlet;
 
 struct srv_conn;
 
+/* gevent runs ev_run() with the GIL released and each callback takes it, so
+ * every srv libev callback does the same: SRV_EV_CALLBACK(on_x, ev_io, x)
+ * defines on_x, which runs x(loop, w, revents) holding the GIL.  In native
+ * mode the loop holds the GIL while it dispatches, and taking it again is a
+ * counter increment. */
+#define SRV_EV_CALLBACK(name, wtype, body)                          \
+    static void name(struct ev_loop *loop, wtype *w, int revents)   \
+    {                                                               \
+        PyGILState_STATE gil_ = PyGILState_Ensure();                \
+        body(loop, w, revents);                                     \
+        PyGILState_Release(gil_);                                   \
+    }
+
 extern struct ev_loop *srv_loop;
 
 /* Imports greenlet's C API; the current greenlet becomes the loop greenlet. */
@@ -42,6 +55,9 @@ int srv_hub_in_loop(void);
 
 /* A new reference to the current greenlet. */
 PyGreenlet *srv_hub_current(void);
+
+/* Is the pending exception GreenletExit (the greenlet is being killed)? */
+int srv_hub_exiting(void);
 
 /* Hands the connection to a parked (or new) worker and switches to it. */
 void srv_hub_dispatch(struct srv_conn *c);

@@ -27,8 +27,9 @@ void srv_listen_all(void);
 /* Fills each listener's environ template (needs Python and wsgi ready). */
 int srv_listeners_prepare_environ(void);
 
-/* Runs the loop until a stop signal has been handled. */
-void srv_loop_run(void);
+/* Starts accepting on every listener and handling stop signals; whoever
+ * runs the loop then serves until srv_loop_stop() breaks it. */
+void srv_loop_start(void);
 
 /* Stops accepting; in-flight requests finish (graceful) or not. */
 void srv_loop_stop(int graceful);

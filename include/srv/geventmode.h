@@ -1,0 +1,35 @@
+/*
+ * geventmode.h - running srv on gevent's hub (--mode gevent).
+ *
+ * Owns everything srv knows about gevent: monkey-patching before the app is
+ * imported, proving that gevent's loop is the very libev ev_default_loop srv
+ * links (and refusing to start otherwise), making gevent's hub the loop
+ * greenlet, running the hub, resetting gevent's greenlet-local state between
+ * the requests a pooled worker serves, and handing the workers back to the
+ * main greenlet at shut-down.
+ */
+#ifndef SRV_GEVENTMODE_H
+#define SRV_GEVENTMODE_H
+
+#include <ev.h>
+
+/* Can gevent be imported?  (Clears the ImportError.) */
+int srv_gevent_importable(void);
+
+/* Patches the stdlib unless told not to, starts gevent's hub and checks
+ * that its loop is ev_default_loop.  Returns the loop, or exits with a
+ * one-line error (status 2) when the loops cannot be shared. */
+struct ev_loop *srv_gevent_setup(int monkey_patch);
+
+/* Runs gevent's hub (and so the loop) until srv_loop_stop() breaks it. */
+void srv_gevent_run(void);
+
+/* Forgets the gevent.local values the current (worker) greenlet set. */
+void srv_gevent_reset_locals(void);
+
+/* Makes the main greenlet the workers' parent again, for shut-down. */
+void srv_gevent_detach(void);
+
+extern int srv_gevent_active;
+
+#endif
