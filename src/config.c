@@ -64,6 +64,9 @@ static const char usage[] =
 "                          native: srv's own loop, no gevent (default: gevent\n"
 "                          when it can be imported, else native)\n"
 "  --no-monkey-patch       in gevent mode, do not call gevent.monkey.patch_all()\n"
+"  --request-timeout SECONDS\n"
+"                          raise srv.RequestTimeout in a request that runs\n"
+"                          longer; the client gets a 504 (default 0: off)\n"
 "  --no-server-header      do not send \"Server: srv\"\n"
 "  --log-level LEVEL       debug, info, warning or error (default info)\n"
 "  --version               print the version and exit\n"
@@ -114,6 +117,7 @@ enum {
     OPT_MAX_HEADER_SIZE, OPT_MAX_HEADERS, OPT_MAX_URI, OPT_KEEPALIVE,
     OPT_HEADER_TIMEOUT, OPT_IO_TIMEOUT, OPT_GRACEFUL_TIMEOUT,
     OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION, OPT_MODE, OPT_NO_MONKEY_PATCH,
+    OPT_REQUEST_TIMEOUT,
 };
 
 static const struct option options[] = {
@@ -132,6 +136,7 @@ static const struct option options[] = {
     {"graceful-timeout", required_argument, NULL, OPT_GRACEFUL_TIMEOUT},
     {"no-server-header", no_argument, NULL, OPT_NO_SERVER_HEADER},
     {"mode", required_argument, NULL, OPT_MODE},
+    {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"no-monkey-patch", no_argument, NULL, OPT_NO_MONKEY_PATCH},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"version", no_argument, NULL, OPT_VERSION},
@@ -181,6 +186,9 @@ void srv_config_parse(int argc, char **argv)
                 srv_die_usage("--mode: expected gevent or native, got '%s'", optarg);
             break;
         case OPT_NO_MONKEY_PATCH: srv_cfg.monkey_patch = 0; break;
+        case OPT_REQUEST_TIMEOUT:
+            srv_cfg.request_timeout = parse_seconds("--request-timeout", optarg);
+            break;
         case OPT_LOG_LEVEL:
             srv_cfg.log_level = srv_log_parse_level(optarg);
             if (srv_cfg.log_level < 0)

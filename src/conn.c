@@ -21,6 +21,7 @@
 #include "srv/config.h"
 #include "srv/log.h"
 #include "srv/loop.h"
+#include "srv/wsgi.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -132,8 +133,13 @@ void srv_conn_close(srv_conn *c)
     srv_buf_release(&c->rbuf);
     Py_CLEAR(c->remote_addr);
     Py_CLEAR(c->remote_port);
-    free(c->resp);
-    c->resp = NULL;
+    if (c->resp) {
+        if (ev_is_active(&c->resp->deadline))
+            ev_timer_stop(srv_loop, &c->resp->deadline);
+        srv_buf_release(&c->resp->head);
+        free(c->resp);
+        c->resp = NULL;
+    }
 
     if (c->prev)
         c->prev->next = c->next;

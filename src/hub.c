@@ -203,6 +203,11 @@ void srv_hub_resume(PyGreenlet *g)
     switch_done(PyGreenlet_Switch(g, NULL, NULL));
 }
 
+void srv_hub_throw(PyGreenlet *g, PyObject *exc_type)
+{
+    switch_done(PyGreenlet_Throw(g, exc_type, NULL, NULL));
+}
+
 /* Retires parked workers beyond what the recent peak needed. */
 static void trim_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {

@@ -89,7 +89,7 @@ int main(int argc, char **argv)
         srv_die_usage("cannot import greenlet (install python3-greenlet)");
     }
     srv_http_init();
-    if (srv_wsgi_init() < 0) {
+    if (srv_pymod_import() < 0 || srv_wsgi_init() < 0) {
         PyErr_Print();
         srv_die_usage("cannot initialise the WSGI gateway");
     }

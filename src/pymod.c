@@ -1,6 +1,7 @@
 /*
  * pymod.c - the `srv` module for applications.
  *
+ * srv.RequestTimeout is what --request-timeout raises in a slow request.
  * srv.sleep(seconds) suspends the calling greenlet on a libev timer and
  * lets the loop serve everyone else.  The timer lives on the heap, never on
  * the greenlet's stack, because a suspended greenlet's stack is copied away
@@ -68,12 +69,40 @@ static struct PyModuleDef srv_module = {
     PyModuleDef_HEAD_INIT, "srv", "Helpers for applications served by srv.", -1, srv_methods,
 };
 
+PyObject *srv_RequestTimeout;
+
 static PyObject *init_srv_module(void)
 {
     PyObject *m = PyModule_Create(&srv_module);
-    if (m && PyModule_AddStringConstant(m, "__version__", SRV_VERSION) < 0)
-        Py_CLEAR(m);
+    if (m == NULL)
+        return NULL;
+    if (PyModule_AddStringConstant(m, "__version__", SRV_VERSION) < 0)
+        goto fail;
+    if (srv_RequestTimeout == NULL) {
+        srv_RequestTimeout = PyErr_NewExceptionWithDoc(
+            "srv.RequestTimeout", "Raised in a request that ran past --request-timeout.",
+            PyExc_BaseException, NULL);
+        if (srv_RequestTimeout == NULL)
+            goto fail;
+    }
+    Py_INCREF(srv_RequestTimeout);
+    if (PyModule_AddObject(m, "RequestTimeout", srv_RequestTimeout) < 0) {
+        Py_DECREF(srv_RequestTimeout);
+        goto fail;
+    }
     return m;
+fail:
+    Py_DECREF(m);
+    return NULL;
+}
+
+int srv_pymod_import(void)
+{
+    PyObject *m = PyImport_ImportModule("srv");
+    if (m == NULL)
+        return -1;
+    Py_DECREF(m);   /* sys.modules keeps it, and it keeps RequestTimeout */
+    return 0;
 }
 
 int srv_pymod_register(void)

@@ -33,10 +33,12 @@
 #include "srv/input.h"
 #include "srv/log.h"
 #include "srv/loop.h"
+#include "srv/pymod.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
 #include <netinet/in.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
@@ -140,7 +142,7 @@ static PyObject *decode_path(const char *p, size_t n)
     const char *pct = memchr(p, '%', n);
     if (pct == NULL)
         return PyUnicode_DecodeLatin1(p, (Py_ssize_t)n, NULL);
-    char stackbuf[1024];
+    char stackbuf[1024] = "";
     char *out = n <= sizeof stackbuf ? stackbuf : malloc(n);
     if (out == NULL)
         return PyErr_NoMemory();
@@ -864,6 +866,35 @@ static void response_detach(srv_response *r)
         srv_buf_release(&r->head);
 }
 
+/* --request-timeout: raise srv.RequestTimeout where the request waits. */
+static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    srv_response *r = (srv_response *)((char *)t - offsetof(srv_response, deadline));
+    r->timed_out = 1;
+    srv_warn("a request ran past --request-timeout (%g s): raising srv.RequestTimeout",
+             srv_cfg.request_timeout);
+    srv_hub_throw(r->worker, srv_RequestTimeout);
+}
+
+SRV_EV_CALLBACK(on_deadline, ev_timer, deadline_cb)
+
+static void deadline_start(srv_response *r)
+{
+    if (srv_cfg.request_timeout <= 0)
+        return;
+    PyGreenlet *self = srv_hub_current();
+    r->worker = self;   /* the hub owns its workers: kept borrowed */
+    Py_DECREF(self);
+    ev_timer_init(&r->deadline, on_deadline, srv_cfg.request_timeout, 0.);
+    ev_timer_start(srv_loop, &r->deadline);
+}
+
+static void deadline_stop(srv_response *r)
+{
+    if (ev_is_active(&r->deadline))
+        ev_timer_stop(srv_loop, &r->deadline);
+}
+
 /* Serves the request whose head is parsed.  Returns 1 to keep the
  * connection, 0 to close it, -1 if the greenlet is being killed. */
 static int handle_request(srv_conn *c)
@@ -889,6 +920,7 @@ static int handle_request(srv_conn *c)
     }
     sr->conn = c;
     r->start_response = (PyObject *)sr;
+    deadline_start(r);
 
     result = PyObject_CallFunctionObjArgs(app, environ, (PyObject *)sr, NULL);
     Py_DECREF(environ);
@@ -915,9 +947,11 @@ static int handle_request(srv_conn *c)
         Py_CLEAR(result);
     }
 respond:
+    deadline_stop(r);
     if (failed && !c->broken) {
         if (!r->headers_sent)
-            send_error_status(c, c->req.error_status ? c->req.error_status : 500);
+            send_error_status(c, r->timed_out ? 504
+                                 : c->req.error_status ? c->req.error_status : 500);
         else
             c->broken = 1;   /* cannot take back what was sent: cut it short */
     }

@@ -33,6 +33,7 @@ typedef struct srv_config {
     double header_timeout;       /* a request head must arrive within this */
     double io_timeout;           /* body read / response write idle limit */
     double graceful_timeout;     /* SIGTERM: in-flight requests get this long */
+    double request_timeout;      /* 0: off; else RequestTimeout in the app */
     int log_level;
     int mode;                    /* enum srv_mode */
     int monkey_patch;            /* gevent mode: patch_all() first */

@@ -70,6 +70,9 @@ int srv_hub_wait(void);
  * srv_hub_wait(). */
 void srv_hub_resume(PyGreenlet *g);
 
+/* Like srv_hub_resume(), but raises exc_type in g where it waits. */
+void srv_hub_throw(PyGreenlet *g, PyObject *exc_type);
+
 /* Stops all parked workers and throws GreenletExit into busy ones. */
 void srv_hub_shutdown(void);
 

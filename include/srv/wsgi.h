@@ -14,7 +14,10 @@
 
 #include <Python.h>
 
+#include <ev.h>
+
 #include "srv/buffer.h"
+#include "srv/hub.h"
 
 struct srv_conn;
 struct srv_listener;
@@ -37,6 +40,9 @@ typedef struct srv_response {
     unsigned has_server:1;
     unsigned continue_sent:1;  /* "100 Continue" went out */
     unsigned truncated:1;      /* the app sent more than its Content-Length */
+    ev_timer deadline;         /* --request-timeout */
+    PyGreenlet *worker;        /* borrowed (the hub owns it): the deadline's target */
+    unsigned timed_out:1;
     PyObject *start_response;  /* owned for the request, detached after */
     PyObject *input;           /* owned for the request, detached after */
 } srv_response;
