@@ -1,0 +1,1 @@
+LIBEV_EMBED = True

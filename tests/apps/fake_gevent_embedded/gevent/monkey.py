@@ -1,0 +1,2 @@
+def patch_all(*args, **kwargs):
+    return None

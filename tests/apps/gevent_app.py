@@ -1,0 +1,148 @@
+"""Apps for tests/test_gevent_mode.py: blocking calls that must yield.
+
+Served by srv in gevent mode, where the stdlib is monkey-patched before this
+module is imported.  Each route does one kind of blocking thing and returns
+JSON.  SRV_TEST_STATE is a directory the tests read afterwards.
+"""
+import json
+import os
+import socket
+import threading
+import time
+import urllib.parse
+import urllib.request
+
+import gevent
+import greenlet
+
+STATE = os.environ.get("SRV_TEST_STATE", "/tmp")
+local = threading.local()
+parked = {}   # name -> greenlet, for the kill test
+
+
+def _json(start_response, obj, status="200 OK"):
+    body = json.dumps(obj).encode()
+    start_response(status, [("Content-Type", "application/json"),
+                            ("Content-Length", str(len(body)))])
+    return [body]
+
+
+def _record(name, text):
+    with open(os.path.join(STATE, name), "w") as f:
+        f.write(text)
+
+
+def app(environ, start_response):
+    path = environ["PATH_INFO"]
+    q = dict(urllib.parse.parse_qsl(environ["QUERY_STRING"]))
+
+    if path == "/__health__":
+        return _json(start_response, {"ok": True})
+
+    if path == "/sleep":
+        t0 = time.monotonic()
+        time.sleep(float(q.get("s", "0.5")))
+        return _json(start_response, {"slept": time.monotonic() - t0})
+
+    if path == "/whoami":
+        cur = gevent.getcurrent()
+        time.sleep(float(q.get("s", "0")))
+        return _json(start_response, {
+            "id": id(cur),
+            "is_raw_current": cur is greenlet.getcurrent(),
+            "parent_is_hub": cur.parent is gevent.get_hub(),
+            "still_me": gevent.getcurrent() is cur,
+        })
+
+    if path == "/urllib":
+        with urllib.request.urlopen(q["url"], timeout=10) as r:
+            return _json(start_response, {"status": r.status, "body": r.read().decode()})
+
+    if path == "/requests":
+        import requests
+        r = requests.get(q["url"], timeout=10)
+        return _json(start_response, {"status": r.status_code, "body": r.text})
+
+    if path == "/echo-tcp":
+        with socket.create_connection(("127.0.0.1", int(q["port"])), timeout=10) as s:
+            msg = q.get("msg", "ping").encode()
+            s.sendall(msg)
+            got = b""
+            while len(got) < len(msg):
+                chunk = s.recv(4096)
+                if not chunk:
+                    break
+                got += chunk
+        return _json(start_response, {"echo": got.decode()})
+
+    if path == "/dns":
+        infos = socket.getaddrinfo("localhost", 80, socket.AF_INET, socket.SOCK_STREAM)
+        return _json(start_response, {
+            "addrs": sorted({i[4][0] for i in infos}),
+            "patched": socket.getaddrinfo.__module__.startswith("gevent"),
+        })
+
+    if path == "/spawn":
+        name = q["name"]
+
+        def later():
+            time.sleep(0.3)
+            _record(name, "done")
+
+        gevent.spawn(later)
+        return _json(start_response, {"spawned": True})
+
+    if path == "/timeout":
+        try:
+            with gevent.Timeout(0.2):
+                time.sleep(3)
+            outcome = "no timeout"
+        except gevent.Timeout:
+            outcome = "timeout"
+        return _json(start_response, {"outcome": outcome})
+
+    if path == "/local":
+        before = getattr(local, "value", None)
+        local.value = q["v"]
+        time.sleep(float(q.get("s", "0.2")))
+        return _json(start_response, {"before": before, "after": local.value})
+
+    if path == "/park":
+        name = q["name"]
+        parked[name] = gevent.getcurrent()
+        try:
+            time.sleep(30)
+        except greenlet.GreenletExit:
+            _record(name, "killed")
+            raise
+        return _json(start_response, {"parked": "woke up"})
+
+    if path == "/kill":
+        g = parked.pop(q["name"], None)
+        if g is not None:
+            gevent.kill(g)
+        return _json(start_response, {"killed": g is not None})
+
+    if path == "/linger":
+        # Runs until shut-down kills it; records that it was told.
+        try:
+            time.sleep(60)
+        finally:
+            _record(q["name"], "finally ran")
+        return _json(start_response, {})
+
+    if path == "/slow-head":
+        time.sleep(float(q.get("s", "3")))
+        return _json(start_response, {"late": True})
+
+    if path == "/slow-body":
+        start_response("200 OK", [("Content-Type", "text/plain")])
+
+        def body():
+            yield b"first\n"
+            time.sleep(float(q.get("s", "3")))
+            yield b"second\n"
+        return body()
+
+    return _json(start_response, {"path": path}, "404 Not Found")
+
