@@ -948,7 +948,7 @@ static int handle_request(srv_conn *c)
     }
 respond:
     deadline_stop(r);
-    if (failed && !c->broken) {
+    if (failed && !killed && !c->broken) {
         if (!r->headers_sent)
             send_error_status(c, r->timed_out ? 504
                                  : c->req.error_status ? c->req.error_status : 500);
