@@ -44,6 +44,23 @@ static ev_timer stop_timer;
 static ev_timer drain_check;
 static ev_signal sig_term, sig_int, sig_quit;
 static int stopping;
+static volatile sig_atomic_t early_signal;   /* a stop signal before the loop ran */
+
+static void note_early_signal(int signum)
+{
+    early_signal = signum;
+}
+
+void srv_loop_catch_early_signals(void)
+{
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = note_early_signal;
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGQUIT, &sa, NULL);
+}
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents);
 
@@ -344,4 +361,8 @@ void srv_loop_start(void)
     ev_unref(srv_loop);
     ev_unref(srv_loop);
     listeners_start();
+    if (early_signal) {
+        srv_info("stop signal received during start-up: stopping");
+        srv_loop_stop(1);   /* nothing is in flight yet */
+    }
 }

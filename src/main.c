@@ -59,6 +59,7 @@ int main(int argc, char **argv)
 {
     srv_config_parse(argc, argv);
     signal(SIGPIPE, SIG_IGN);
+    srv_loop_catch_early_signals();
     if (srv_cfg.chdir && chdir(srv_cfg.chdir) < 0)
         srv_die_usage("--chdir %s: %s", srv_cfg.chdir, strerror(errno));
 
