@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 srv_config srv_cfg = {
     .backlog = 2048,
@@ -31,6 +32,8 @@ srv_config srv_cfg = {
     .graceful_timeout = 30.0,
     .log_level = SRV_LOG_INFO,
     .mode = SRV_MODE_AUTO,
+    .workers = 1,
+    .worker_timeout = 30.0,
     .monkey_patch = 1,
 };
 
@@ -45,6 +48,12 @@ static const char usage[] =
 "  -b, --bind ADDR         listen on ADDR; repeatable (default 127.0.0.1:8000)\n"
 "                          HOST:PORT, :PORT (all interfaces), [::1]:PORT,\n"
 "                          unix:/path/to/socket\n"
+"  -w, --workers N         worker processes; 'auto' means one per CPU (default 1)\n"
+"  --timeout SECONDS       kill a worker whose loop has not turned for this\n"
+"                          long (heartbeat; default 30; 0 turns it off)\n"
+"  --max-requests N        retire a worker after N requests (default 0: never)\n"
+"  --max-requests-jitter N add up to N to --max-requests, per worker\n"
+"  --pid FILE              write the master's pid to FILE\n"
 "  --chdir DIR             change to DIR before loading the app\n"
 "  --pythonpath DIR        prepend DIR to sys.path; repeatable\n"
 "  --backlog N             listen(2) backlog (default 2048)\n"
@@ -117,7 +126,7 @@ enum {
     OPT_MAX_HEADER_SIZE, OPT_MAX_HEADERS, OPT_MAX_URI, OPT_KEEPALIVE,
     OPT_HEADER_TIMEOUT, OPT_IO_TIMEOUT, OPT_GRACEFUL_TIMEOUT,
     OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION, OPT_MODE, OPT_NO_MONKEY_PATCH,
-    OPT_REQUEST_TIMEOUT,
+    OPT_REQUEST_TIMEOUT, OPT_TIMEOUT, OPT_MAX_REQUESTS, OPT_MAX_REQUESTS_JITTER, OPT_PID,
 };
 
 static const struct option options[] = {
@@ -136,6 +145,11 @@ static const struct option options[] = {
     {"graceful-timeout", required_argument, NULL, OPT_GRACEFUL_TIMEOUT},
     {"no-server-header", no_argument, NULL, OPT_NO_SERVER_HEADER},
     {"mode", required_argument, NULL, OPT_MODE},
+    {"workers", required_argument, NULL, 'w'},
+    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+    {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
+    {"max-requests-jitter", required_argument, NULL, OPT_MAX_REQUESTS_JITTER},
+    {"pid", required_argument, NULL, OPT_PID},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"no-monkey-patch", no_argument, NULL, OPT_NO_MONKEY_PATCH},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -148,7 +162,7 @@ void srv_config_parse(int argc, char **argv)
 {
     opterr = 0;
     int c;
-    while ((c = getopt_long(argc, argv, ":b:h", options, NULL)) != -1) {
+    while ((c = getopt_long(argc, argv, ":b:hw:", options, NULL)) != -1) {
         const char *flag = argv[optind - 1];
         switch (c) {
         case OPT_APP: srv_cfg.app = optarg; break;
@@ -186,6 +200,22 @@ void srv_config_parse(int argc, char **argv)
                 srv_die_usage("--mode: expected gevent or native, got '%s'", optarg);
             break;
         case OPT_NO_MONKEY_PATCH: srv_cfg.monkey_patch = 0; break;
+        case 'w':
+            if (strcmp(optarg, "auto") == 0) {
+                long n = sysconf(_SC_NPROCESSORS_ONLN);
+                srv_cfg.workers = n > 0 ? (int)n : 1;
+            } else {
+                srv_cfg.workers = (int)parse_int("--workers", optarg, 1, 512);
+            }
+            break;
+        case OPT_TIMEOUT: srv_cfg.worker_timeout = parse_seconds("--timeout", optarg); break;
+        case OPT_MAX_REQUESTS:
+            srv_cfg.max_requests = (long)parse_int("--max-requests", optarg, 0, LONG_MAX);
+            break;
+        case OPT_MAX_REQUESTS_JITTER:
+            srv_cfg.max_requests_jitter = (long)parse_int("--max-requests-jitter", optarg, 0, LONG_MAX);
+            break;
+        case OPT_PID: srv_cfg.pidfile = optarg; break;
         case OPT_REQUEST_TIMEOUT:
             srv_cfg.request_timeout = parse_seconds("--request-timeout", optarg);
             break;

@@ -44,6 +44,7 @@ static ev_timer stop_timer;
 static ev_timer drain_check;
 static ev_signal sig_term, sig_int, sig_quit;
 static int stopping;
+int srv_listeners_own_paths = 1;
 static volatile sig_atomic_t early_signal;   /* a stop signal before the loop ran */
 
 static void note_early_signal(int signum)
@@ -280,6 +281,12 @@ void srv_listeners_pause(double seconds)
     ev_timer_start(srv_loop, &pause_timer);
 }
 
+void srv_listeners_announce(void)
+{
+    for (int i = 0; i < nlisteners; i++)
+        srv_info("listening on %s", listeners[i].name);
+}
+
 void srv_listeners_close(void)
 {
     for (int i = 0; i < nlisteners; i++) {
@@ -288,7 +295,7 @@ void srv_listeners_close(void)
         if (l->fd >= 0)
             close(l->fd);
         l->fd = -1;
-        if (l->unix_path) {
+        if (l->unix_path && srv_listeners_own_paths) {
             unlink(l->unix_path);
             free(l->unix_path);
             l->unix_path = NULL;
@@ -348,7 +355,6 @@ void srv_loop_start(void)
         srv_listener *l = &listeners[i];
         ev_io_init(&l->io, on_accept, l->fd, EV_READ);
         l->io.data = l;
-        srv_info("listening on %s", l->name);
     }
     ev_init(&pause_timer, on_pause_end);
     ev_signal_init(&sig_term, on_signal, SIGTERM);

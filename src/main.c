@@ -1,129 +1,26 @@
 /*
- * main.c - start-up and shut-down of a srv process.
+ * main.c - the srv command.
  *
- * Order matters: parse the flags, bind the sockets (so a busy port is a
- * usage error before any app code runs), start the interpreter with the
- * `srv` module registered, pick the mode (gevent patches the stdlib before
- * the app is imported), import the app, then run the loop: srv's own ev_run
- * in native mode, gevent's hub in gevent mode.  After the loop ends, workers
- * still inside a request get GreenletExit, and the interpreter is finalized
- * with no greenlet left suspended.
+ * Parses the flags, binds every listening socket (so that a busy port is a
+ * usage error before any app code runs) and hands over to the master, which
+ * forks the workers.
  */
-#include <Python.h>
-#include <ev.h>
+#include <errno.h>
 #include <signal.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "srv/config.h"
-#include "srv/conn.h"
-#include "srv/geventmode.h"
-#include "srv/http.h"
-#include "srv/hub.h"
-#include "srv/log.h"
 #include "srv/loop.h"
-#include "srv/pymod.h"
-#include "srv/wsgi.h"
-
-/* Releases the GIL while the loop waits for events, so Python threads the
- * app started can run. */
-static PyThreadState *loop_tstate;
-static void loop_release(struct ev_loop *loop) { loop_tstate = PyEval_SaveThread(); }
-static void loop_acquire(struct ev_loop *loop) { PyEval_RestoreThread(loop_tstate); }
-
-static void add_sys_path(const char *dir, int front)
-{
-    PyObject *path = PySys_GetObject("path");   /* borrowed */
-    PyObject *d = PyUnicode_DecodeFSDefault(dir);
-    if (path && d)
-        PyList_Insert(path, front ? 0 : PyList_GET_SIZE(path), d);
-    Py_XDECREF(d);
-    PyErr_Clear();
-}
-
-static void start_python(const char *argv0)
-{
-    PyConfig config;
-    PyConfig_InitPythonConfig(&config);
-    config.install_signal_handlers = 0;   /* the loop owns signals */
-    config.parse_argv = 0;
-    PyConfig_SetBytesString(&config, &config.program_name, argv0);
-    PyStatus st = Py_InitializeFromConfig(&config);
-    PyConfig_Clear(&config);
-    if (PyStatus_Exception(st))
-        srv_die_usage("cannot start Python: %s", st.err_msg ? st.err_msg : "unknown error");
-}
+#include "srv/master.h"
 
 int main(int argc, char **argv)
 {
+    srv_master_block_signals();
     srv_config_parse(argc, argv);
     signal(SIGPIPE, SIG_IGN);
-    srv_loop_catch_early_signals();
     if (srv_cfg.chdir && chdir(srv_cfg.chdir) < 0)
         srv_die_usage("--chdir %s: %s", srv_cfg.chdir, strerror(errno));
-
     srv_listen_all();
-
-    if (srv_pymod_register() < 0)
-        srv_die_usage("cannot register the srv module");
-    start_python(argv[0]);
-
-    /* The app's directory (the working directory) and --pythonpath. */
-    char cwd[4096];
-    if (getcwd(cwd, sizeof cwd))
-        add_sys_path(cwd, 1);
-    for (int i = srv_cfg.npythonpath - 1; i >= 0; i--)
-        add_sys_path(srv_cfg.pythonpath[i], 1);
-
-    int gevent = srv_cfg.mode == SRV_MODE_GEVENT
-        || (srv_cfg.mode == SRV_MODE_AUTO && srv_gevent_importable());
-    if (srv_cfg.mode == SRV_MODE_GEVENT && !srv_gevent_importable())
-        srv_die_usage("--mode gevent: gevent cannot be imported; install it with "
-                      "'apt-get install python3-gevent', or use --mode native");
-    struct ev_loop *loop = gevent ? srv_gevent_setup(srv_cfg.monkey_patch)
-                                  : ev_default_loop(EVFLAG_AUTO);
-    if (loop == NULL)
-        srv_die_usage("cannot initialise libev");
-    if (srv_hub_init(loop) < 0) {
-        PyErr_Print();
-        srv_die_usage("cannot import greenlet (install python3-greenlet)");
-    }
-    srv_http_init();
-    if (srv_pymod_import() < 0 || srv_wsgi_init() < 0) {
-        PyErr_Print();
-        srv_die_usage("cannot initialise the WSGI gateway");
-    }
-    srv_wsgi_load_app();
-    if (srv_listeners_prepare_environ() < 0) {
-        PyErr_Print();
-        srv_die_usage("cannot prepare the environ");
-    }
-
-    if (gevent)
-        srv_info("srv %s: serving %s in gevent mode: gevent's hub runs the loop, sharing the "
-                 "system libev %d.%d (ev_default_loop); stdlib %s",
-                 SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor(),
-                 srv_cfg.monkey_patch ? "monkey-patched" : "NOT patched (--no-monkey-patch)");
-    else
-        srv_info("srv %s: serving %s in native mode (libev %d.%d): blocking calls such as "
-                 "time.sleep or plain sockets block the whole worker; use srv.sleep",
-                 SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor());
-    srv_loop_start();
-    if (gevent) {
-        srv_gevent_run();
-    } else {
-        ev_set_loop_release_cb(loop, loop_release, loop_acquire);
-        ev_run(loop, 0);
-        ev_set_loop_release_cb(loop, NULL, NULL);
-    }
-    srv_listeners_close();
-    if (gevent)
-        srv_gevent_detach();
-
-    srv_hub_shutdown();
-    srv_wsgi_fini();
-    srv_info("stopped");
-    int rc = Py_FinalizeEx() < 0 ? 1 : 0;
-    return rc;
+    return srv_master_run(argc, argv);
 }

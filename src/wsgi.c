@@ -34,6 +34,7 @@
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/pymod.h"
+#include "srv/worker.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -976,6 +977,7 @@ int srv_wsgi_serve(srv_conn *c)
     for (;;) {
         int keep = handle_request(c);
         c->requests_served++;
+        srv_worker_request_done();
         if (keep < 0) {
             srv_conn_close(c);
             return -1;
@@ -1054,7 +1056,7 @@ PyObject *srv_wsgi_environ_template(srv_listener *l, const char *host, const cha
         && PyDict_SetItem(env, k_wsgi_url_scheme, v_http) == 0
         && PyDict_SetItem(env, k_wsgi_errors, sys_stderr ? sys_stderr : Py_None) == 0
         && PyDict_SetItem(env, k_wsgi_multithread, Py_False) == 0
-        && PyDict_SetItem(env, k_wsgi_multiprocess, Py_False) == 0
+        && PyDict_SetItem(env, k_wsgi_multiprocess, srv_cfg.workers > 1 ? Py_True : Py_False) == 0
         && PyDict_SetItem(env, k_wsgi_run_once, Py_False) == 0
         && PyDict_SetItem(env, k_wsgi_input_terminated, Py_True) == 0
         && PyDict_SetItem(env, k_wsgi_file_wrapper, (PyObject *)&srv_FileWrapperType) == 0

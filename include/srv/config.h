@@ -35,6 +35,11 @@ typedef struct srv_config {
     double graceful_timeout;     /* SIGTERM: in-flight requests get this long */
     double request_timeout;      /* 0: off; else RequestTimeout in the app */
     int log_level;
+    int workers;                 /* worker processes */
+    double worker_timeout;       /* heartbeat limit; 0: off */
+    long max_requests;           /* retire a worker after this many; 0: never */
+    long max_requests_jitter;
+    const char *pidfile;
     int mode;                    /* enum srv_mode */
     int monkey_patch;            /* gevent mode: patch_all() first */
 } srv_config;

@@ -27,6 +27,10 @@ void srv_listen_all(void);
 /* Fills each listener's environ template (needs Python and wsgi ready). */
 int srv_listeners_prepare_environ(void);
 
+/* Until the loop starts, a stop signal is only noted; srv_loop_start() then
+ * acts on it, so that SIGTERM during start-up is still a clean stop. */
+void srv_loop_catch_early_signals(void);
+
 /* Starts accepting on every listener and handling stop signals; whoever
  * runs the loop then serves until srv_loop_stop() breaks it. */
 void srv_loop_start(void);
@@ -37,6 +41,12 @@ void srv_loop_stop(int graceful);
 /* Re-enables accepting after a pause (fd exhaustion). */
 void srv_listeners_pause(double seconds);
 
+/* Closes every listener; the process that created a unix socket (the
+ * master: srv_listeners_own_paths) also removes its file. */
 void srv_listeners_close(void);
+extern int srv_listeners_own_paths;
+
+/* Logs each address once (the master does it for all workers). */
+void srv_listeners_announce(void);
 
 #endif

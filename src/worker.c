@@ -1,0 +1,163 @@
+/*
+ * worker.c - a worker process: CPython, the app, and the loop.
+ *
+ * Order matters: start the interpreter with the `srv` module registered,
+ * pick the mode (gevent patches the stdlib before the app is imported),
+ * import the app, then run the loop: srv's own ev_run in native mode,
+ * gevent's hub in gevent mode.  After the loop ends, workers still inside a
+ * request get GreenletExit, and the interpreter is finalized with no
+ * greenlet left suspended.  A heartbeat timer tells the master the loop
+ * still turns.
+ */
+#include <Python.h>
+#include <errno.h>
+#include <ev.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "srv/config.h"
+#include "srv/conn.h"
+#include "srv/geventmode.h"
+#include "srv/http.h"
+#include "srv/hub.h"
+#include "srv/log.h"
+#include "srv/loop.h"
+#include "srv/master.h"
+#include "srv/pymod.h"
+#include "srv/worker.h"
+#include "srv/wsgi.h"
+
+#define HEARTBEAT_INTERVAL 1.0
+
+static ev_timer heartbeat;
+static unsigned long requests_done;
+static unsigned long retire_after;   /* 0: never */
+
+/* Releases the GIL while the loop waits for events, so Python threads the
+ * app started can run. */
+static PyThreadState *loop_tstate;
+static void loop_release(struct ev_loop *loop) { loop_tstate = PyEval_SaveThread(); }
+static void loop_acquire(struct ev_loop *loop) { PyEval_RestoreThread(loop_tstate); }
+
+static void add_sys_path(const char *dir, int front)
+{
+    PyObject *path = PySys_GetObject("path");   /* borrowed */
+    PyObject *d = PyUnicode_DecodeFSDefault(dir);
+    if (path && d)
+        PyList_Insert(path, front ? 0 : PyList_GET_SIZE(path), d);
+    Py_XDECREF(d);
+    PyErr_Clear();
+}
+
+static void start_python(const char *argv0)
+{
+    PyConfig config;
+    PyConfig_InitPythonConfig(&config);
+    config.install_signal_handlers = 0;   /* the loop owns signals */
+    config.parse_argv = 0;
+    PyConfig_SetBytesString(&config, &config.program_name, argv0);
+    PyStatus st = Py_InitializeFromConfig(&config);
+    PyConfig_Clear(&config);
+    if (PyStatus_Exception(st))
+        srv_die_usage("cannot start Python: %s", st.err_msg ? st.err_msg : "unknown error");
+}
+
+static void heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    if (srv_my_slot)
+        srv_my_slot->beat = srv_monotonic();
+}
+
+SRV_EV_CALLBACK(on_heartbeat, ev_timer, heartbeat_cb)
+
+void srv_worker_request_done(void)
+{
+    requests_done++;
+    if (srv_my_slot)
+        srv_my_slot->requests = requests_done;
+    if (retire_after && requests_done == retire_after) {
+        srv_info("served %lu requests (--max-requests): retiring", requests_done);
+        srv_loop_stop(1);
+    }
+}
+
+int srv_worker_run(const char *argv0)
+{
+    if (srv_pymod_register() < 0)
+        srv_die_usage("cannot register the srv module");
+    start_python(argv0);
+
+    if (srv_cfg.max_requests > 0) {
+        unsigned long jitter = srv_cfg.max_requests_jitter > 0
+            ? (unsigned long)(getpid() * 2654435761u) % (unsigned long)(srv_cfg.max_requests_jitter + 1)
+            : 0;
+        retire_after = (unsigned long)srv_cfg.max_requests + jitter;
+    }
+
+    /* The app's directory (the working directory) and --pythonpath. */
+    char cwd[4096];
+    if (getcwd(cwd, sizeof cwd))
+        add_sys_path(cwd, 1);
+    for (int i = srv_cfg.npythonpath - 1; i >= 0; i--)
+        add_sys_path(srv_cfg.pythonpath[i], 1);
+
+    int gevent = srv_cfg.mode == SRV_MODE_GEVENT
+        || (srv_cfg.mode == SRV_MODE_AUTO && srv_gevent_importable());
+    if (srv_cfg.mode == SRV_MODE_GEVENT && !srv_gevent_importable())
+        srv_die_usage("--mode gevent: gevent cannot be imported; install it with "
+                      "'apt-get install python3-gevent', or use --mode native");
+    struct ev_loop *loop = gevent ? srv_gevent_setup(srv_cfg.monkey_patch)
+                                  : ev_default_loop(EVFLAG_AUTO);
+    if (loop == NULL)
+        srv_die_usage("cannot initialise libev");
+    if (srv_hub_init(loop) < 0) {
+        PyErr_Print();
+        srv_die_usage("cannot import greenlet (install python3-greenlet)");
+    }
+    srv_http_init();
+    if (srv_pymod_import() < 0 || srv_wsgi_init() < 0) {
+        PyErr_Print();
+        srv_die_usage("cannot initialise the WSGI gateway");
+    }
+    srv_wsgi_load_app();
+    if (srv_listeners_prepare_environ() < 0) {
+        PyErr_Print();
+        srv_die_usage("cannot prepare the environ");
+    }
+
+    if (gevent)
+        srv_info("srv %s: serving %s in gevent mode: gevent's hub runs the loop, sharing the "
+                 "system libev %d.%d (ev_default_loop); stdlib %s",
+                 SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor(),
+                 srv_cfg.monkey_patch ? "monkey-patched" : "NOT patched (--no-monkey-patch)");
+    else
+        srv_info("srv %s: serving %s in native mode (libev %d.%d): blocking calls such as "
+                 "time.sleep or plain sockets block the whole worker; use srv.sleep",
+                 SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor());
+    srv_loop_start();
+    ev_timer_init(&heartbeat, on_heartbeat, 0., HEARTBEAT_INTERVAL);
+    ev_timer_start(loop, &heartbeat);
+    ev_unref(loop);
+    if (srv_my_slot) {
+        srv_my_slot->beat = srv_monotonic();
+        srv_my_slot->ready = 1;
+    }
+    if (gevent) {
+        srv_gevent_run();
+    } else {
+        ev_set_loop_release_cb(loop, loop_release, loop_acquire);
+        ev_run(loop, 0);
+        ev_set_loop_release_cb(loop, NULL, NULL);
+    }
+    ev_ref(loop);
+    ev_timer_stop(loop, &heartbeat);
+    srv_listeners_close();
+    if (gevent)
+        srv_gevent_detach();
+
+    srv_hub_shutdown();
+    srv_wsgi_fini();
+    srv_info("worker stopped");
+    return Py_FinalizeEx() < 0 ? 1 : 0;
+}
