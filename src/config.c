@@ -33,6 +33,10 @@ srv_config srv_cfg = {
     .log_level = SRV_LOG_INFO,
     .mode = SRV_MODE_AUTO,
     .workers = 1,
+    .max_connections = 10000,
+    .umask = -1,
+    .forwarded_allow_ips = "127.0.0.1,::1",
+    .access_log_format = "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"",
     .worker_timeout = 30.0,
     .monkey_patch = 1,
 };
@@ -57,6 +61,26 @@ static const char usage[] =
 "  --chdir DIR             change to DIR before loading the app\n"
 "  --pythonpath DIR        prepend DIR to sys.path; repeatable\n"
 "  --backlog N             listen(2) backlog (default 2048)\n"
+"  --reuse-port            each worker listens on its own SO_REUSEPORT socket\n"
+"                          (default: all workers share the master's sockets)\n"
+"  --umask OCTAL           process umask, e.g. for unix socket files (default:\n"
+"                          inherited)\n"
+"  --max-connections N     per worker; above it the worker stops accepting until\n"
+"                          a connection closes (default 10000)\n"
+"  --forwarded-allow-ips LIST\n"
+"                          peers trusted to set X-Forwarded-For/-Proto and\n"
+"                          Forwarded: comma-separated IPs or '*' (default\n"
+"                          127.0.0.1,::1; unix socket peers are always trusted)\n"
+"  --proxy-protocol        expect a PROXY protocol v1/v2 header on every\n"
+"                          connection (behind a TCP load balancer)\n"
+"  --error-log FILE        where srv's log and wsgi.errors go; '-' is stderr\n"
+"                          (default -)\n"
+"  --access-log FILE       log each request to FILE ('-' is stdout); off by\n"
+"                          default\n"
+"  --access-log-format FMT Apache-style: %h %l %u %t %r %s %>s %b %B %D %T %P\n"
+"                          %m %U %q %H %R %{Header}i %% (default: combined,\n"
+"                          '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\"\n"
+"                          \"%{User-Agent}i\"')\n"
 "  --max-body BYTES        largest request body, else 413 (default 1073741824)\n"
 "  --max-header-size BYTES largest request head, else 431 (default 65536)\n"
 "  --max-headers N         most request header fields, else 431 (default 100)\n"
@@ -127,6 +151,8 @@ enum {
     OPT_HEADER_TIMEOUT, OPT_IO_TIMEOUT, OPT_GRACEFUL_TIMEOUT,
     OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION, OPT_MODE, OPT_NO_MONKEY_PATCH,
     OPT_REQUEST_TIMEOUT, OPT_TIMEOUT, OPT_MAX_REQUESTS, OPT_MAX_REQUESTS_JITTER, OPT_PID,
+    OPT_MAX_CONNECTIONS, OPT_UMASK, OPT_REUSE_PORT, OPT_ERROR_LOG, OPT_ACCESS_LOG,
+    OPT_ACCESS_LOG_FORMAT, OPT_FORWARDED_ALLOW_IPS, OPT_PROXY_PROTOCOL,
 };
 
 static const struct option options[] = {
@@ -150,6 +176,14 @@ static const struct option options[] = {
     {"max-requests", required_argument, NULL, OPT_MAX_REQUESTS},
     {"max-requests-jitter", required_argument, NULL, OPT_MAX_REQUESTS_JITTER},
     {"pid", required_argument, NULL, OPT_PID},
+    {"max-connections", required_argument, NULL, OPT_MAX_CONNECTIONS},
+    {"umask", required_argument, NULL, OPT_UMASK},
+    {"reuse-port", no_argument, NULL, OPT_REUSE_PORT},
+    {"error-log", required_argument, NULL, OPT_ERROR_LOG},
+    {"access-log", required_argument, NULL, OPT_ACCESS_LOG},
+    {"access-log-format", required_argument, NULL, OPT_ACCESS_LOG_FORMAT},
+    {"forwarded-allow-ips", required_argument, NULL, OPT_FORWARDED_ALLOW_IPS},
+    {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"no-monkey-patch", no_argument, NULL, OPT_NO_MONKEY_PATCH},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -216,6 +250,24 @@ void srv_config_parse(int argc, char **argv)
             srv_cfg.max_requests_jitter = (long)parse_int("--max-requests-jitter", optarg, 0, LONG_MAX);
             break;
         case OPT_PID: srv_cfg.pidfile = optarg; break;
+        case OPT_MAX_CONNECTIONS:
+            srv_cfg.max_connections = (int)parse_int("--max-connections", optarg, 1, 10000000);
+            break;
+        case OPT_UMASK: {
+            char *end;
+            errno = 0;
+            long m = strtol(optarg, &end, 8);
+            if (errno || end == optarg || *end != '\0' || m < 0 || m > 0777)
+                srv_die_usage("--umask: expected an octal mode such as 022, got '%s'", optarg);
+            srv_cfg.umask = (int)m;
+            break;
+        }
+        case OPT_REUSE_PORT: srv_cfg.reuse_port = 1; break;
+        case OPT_ERROR_LOG: srv_cfg.error_log = optarg; break;
+        case OPT_ACCESS_LOG: srv_cfg.access_log = optarg; break;
+        case OPT_ACCESS_LOG_FORMAT: srv_cfg.access_log_format = optarg; break;
+        case OPT_FORWARDED_ALLOW_IPS: srv_cfg.forwarded_allow_ips = optarg; break;
+        case OPT_PROXY_PROTOCOL: srv_cfg.proxy_protocol = 1; break;
         case OPT_REQUEST_TIMEOUT:
             srv_cfg.request_timeout = parse_seconds("--request-timeout", optarg);
             break;
@@ -246,7 +298,5 @@ void srv_config_parse(int argc, char **argv)
     }
     if (srv_cfg.app == NULL)
         srv_die_usage("no application given: use --app MODULE:CALLABLE (see --help)");
-    if (srv_cfg.nbinds == 0)
-        push(&srv_cfg.binds, &srv_cfg.nbinds, "127.0.0.1:8000");
     srv_log_level = srv_cfg.log_level;
 }

@@ -21,6 +21,7 @@
 #include "srv/config.h"
 #include "srv/log.h"
 #include "srv/loop.h"
+#include "srv/proxy.h"
 #include "srv/wsgi.h"
 
 #include <errno.h>
@@ -156,6 +157,7 @@ void srv_conn_close(srv_conn *c)
     } else {
         free(c);
     }
+    srv_listeners_conn_closed();
 }
 
 int srv_conn_prepare_read(srv_conn *c)
@@ -370,6 +372,19 @@ static void read_head(srv_conn *c)
         if (n > 0) {
             c->rbuf.len += (size_t)n;
             c->last_active = ev_now(srv_loop);
+            if (srv_cfg.proxy_protocol && !c->proxy_seen) {
+                int h = srv_proxy_protocol_parse(c->rbuf.data + c->rpos, c->rbuf.len - c->rpos,
+                                                 &c->peer, &c->peer_len);
+                if (h < 0) {
+                    srv_debug("fd %d: no valid PROXY protocol header: closing", c->fd);
+                    srv_conn_close(c);
+                    return;
+                }
+                if (h == 0)
+                    continue;
+                c->proxy_seen = 1;
+                c->rpos += (size_t)h;
+            }
             switch (srv_http_feed(&c->req, &c->rbuf, &c->rpos)) {
             case SRV_PARSE_HEAD_DONE:
                 ev_io_stop(srv_loop, &c->rio);

@@ -23,6 +23,7 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
@@ -44,6 +45,7 @@ static ev_timer stop_timer;
 static ev_timer drain_check;
 static ev_signal sig_term, sig_int, sig_quit;
 static int stopping;
+static int full;               /* paused at --max-connections */
 int srv_listeners_own_paths = 1;
 static volatile sig_atomic_t early_signal;   /* a stop signal before the loop ran */
 
@@ -64,6 +66,8 @@ void srv_loop_catch_early_signals(void)
 }
 
 static void on_accept(struct ev_loop *loop, ev_io *w, int revents);
+static void listeners_start(void);
+static void listeners_stop(void);
 
 /* Splits "HOST:PORT", ":PORT", "[V6]:PORT".  Returns 0 or -1. */
 static int split_host_port(const char *addr, char *host, size_t hsize, char *port, size_t psize)
@@ -161,6 +165,8 @@ static void bind_tcp(const char *addr)
         srv_die_usage("--bind %s: %s", addr, strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (srv_cfg.reuse_port)
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
@@ -168,11 +174,14 @@ static void bind_tcp(const char *addr)
         srv_die_usage("--bind %s: %s", addr,
                       err == EADDRINUSE ? "address already in use" : strerror(err));
     }
-    if (listen(fd, srv_cfg.backlog) < 0)
+    /* With --reuse-port the master only holds the port: each worker listens
+     * on a socket of its own (srv_listeners_reuse_port). */
+    if (!srv_cfg.reuse_port && listen(fd, srv_cfg.backlog) < 0)
         srv_die_usage("--bind %s: %s", addr, strerror(errno));
     srv_listener *l = add_listener();
     l->fd = fd;
     l->family = res->ai_family;
+    l->reuse_port = srv_cfg.reuse_port;
     freeaddrinfo(res);
 
     /* The real address, e.g. for port 0. */
@@ -192,8 +201,64 @@ static void bind_tcp(const char *addr)
     sprintf(l->name, ss.ss_family == AF_INET6 ? "http://[%s]:%d" : "http://%s:%d", shown, real_port);
 }
 
+/* The name of an already-bound socket, for logs. */
+static char *describe(int fd, int *family)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    char host[INET6_ADDRSTRLEN] = "?", *name = malloc(sizeof host + 128);
+    memset(&ss, 0, sizeof ss);
+    getsockname(fd, (struct sockaddr *)&ss, &len);
+    *family = ss.ss_family;
+    if (ss.ss_family == AF_UNIX) {
+        snprintf(name, sizeof host + 128, "unix:%s", ((struct sockaddr_un *)&ss)->sun_path);
+    } else if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
+        snprintf(name, sizeof host + 128, "http://[%s]:%d", host,
+                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
+        snprintf(name, sizeof host + 128, "http://%s:%d", host,
+                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+    }
+    return name;
+}
+
+/* systemd socket activation (sd_listen_fds semantics): LISTEN_PID names
+ * us and LISTEN_FDS counts sockets passed from fd 3 up.  Returns how many
+ * were taken. */
+static int take_systemd_sockets(void)
+{
+    const char *pid = getenv("LISTEN_PID"), *fds = getenv("LISTEN_FDS");
+    if (pid == NULL || fds == NULL)
+        return 0;
+    char *end;
+    long p = strtol(pid, &end, 10);
+    if (*end != '\0' || p != (long)getpid())
+        return 0;
+    long n = strtol(fds, &end, 10);
+    unsetenv("LISTEN_PID");
+    unsetenv("LISTEN_FDS");
+    unsetenv("LISTEN_FDNAMES");
+    if (*end != '\0' || n <= 0 || n > 1024)
+        return 0;
+    for (int fd = 3; fd < 3 + n; fd++) {
+        int accepting = 0;
+        socklen_t len = sizeof accepting;
+        if (getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &accepting, &len) < 0 || !accepting)
+            srv_die_usage("LISTEN_FDS: fd %d is not a listening socket", fd);
+        fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+        fcntl(fd, F_SETFD, FD_CLOEXEC);
+        srv_listener *l = add_listener();
+        l->fd = fd;
+        l->name = describe(fd, &l->family);
+    }
+    return (int)n;
+}
+
 void srv_listen_all(void)
 {
+    int inherited = take_systemd_sockets();
     for (int i = 0; i < srv_cfg.nbinds; i++) {
         const char *addr = srv_cfg.binds[i];
         if (strncmp(addr, "unix:", 5) == 0)
@@ -201,6 +266,37 @@ void srv_listen_all(void)
         else
             bind_tcp(addr);
     }
+    if (srv_cfg.nbinds == 0 && inherited == 0)
+        bind_tcp("127.0.0.1:8000");
+}
+
+int srv_listeners_reuse_port(void)
+{
+    for (int i = 0; i < nlisteners; i++) {
+        srv_listener *l = &listeners[i];
+        if (l->family == AF_UNIX || !l->reuse_port)
+            continue;
+        struct sockaddr_storage ss;
+        socklen_t len = sizeof ss;
+        if (getsockname(l->fd, (struct sockaddr *)&ss, &len) < 0)
+            return -1;
+        int fd = socket(l->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int one = 1;
+        if (fd < 0)
+            return -1;
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+        setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
+        if (l->family == AF_INET6)
+            setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, srv_cfg.backlog) < 0) {
+            srv_error("--reuse-port: %s: %s", l->name, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        close(l->fd);
+        l->fd = fd;
+    }
+    return 0;
 }
 
 int srv_listeners_prepare_environ(void)
@@ -245,8 +341,13 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (l->family == AF_UNIX)
             peer.ss_family = AF_UNIX;
-        srv_conn *c = srv_conn_accepted(l, fd, (struct sockaddr *)&peer, len);
-        (void)c;
+        srv_conn_accepted(l, fd, (struct sockaddr *)&peer, len);
+        if (srv_conn_count() >= srv_cfg.max_connections) {
+            /* Full: the rest wait in the backlog until a connection closes. */
+            full = 1;
+            listeners_stop();
+            return;
+        }
     }
 }
 
@@ -267,8 +368,17 @@ static void listeners_stop(void)
 
 static void pause_end_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    if (!stopping)
+    if (!stopping && !full)
         listeners_start();
+}
+
+void srv_listeners_conn_closed(void)
+{
+    if (full && srv_conn_count() < srv_cfg.max_connections) {
+        full = 0;
+        if (!stopping && !ev_is_active(&pause_timer))
+            listeners_start();
+    }
 }
 
 SRV_EV_CALLBACK(on_pause_end, ev_timer, pause_end_cb)

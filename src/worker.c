@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "srv/accesslog.h"
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/geventmode.h"
@@ -121,6 +122,8 @@ int srv_worker_run(const char *argv0)
         srv_die_usage("cannot initialise the WSGI gateway");
     }
     srv_wsgi_load_app();
+    if (srv_access_log_open() < 0)
+        return SRV_EXIT_USAGE;
     if (srv_listeners_prepare_environ() < 0) {
         PyErr_Print();
         srv_die_usage("cannot prepare the environ");
@@ -135,6 +138,8 @@ int srv_worker_run(const char *argv0)
         srv_info("srv %s: serving %s in native mode (libev %d.%d): blocking calls such as "
                  "time.sleep or plain sockets block the whole worker; use srv.sleep",
                  SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor());
+    if (srv_cfg.reuse_port && srv_listeners_reuse_port() < 0)
+        return 1;
     srv_loop_start();
     ev_timer_init(&heartbeat, on_heartbeat, 0., HEARTBEAT_INTERVAL);
     ev_timer_start(loop, &heartbeat);
@@ -157,6 +162,8 @@ int srv_worker_run(const char *argv0)
         srv_gevent_detach();
 
     srv_hub_shutdown();
+    if (srv_access_log_enabled)
+        srv_access_log_flush();
     srv_wsgi_fini();
     srv_info("worker stopped");
     return Py_FinalizeEx() < 0 ? 1 : 0;

@@ -25,6 +25,7 @@
  * response rather than a wrong one.
  */
 #include "srv/wsgi.h"
+#include "srv/accesslog.h"
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/filewrap.h"
@@ -33,6 +34,8 @@
 #include "srv/input.h"
 #include "srv/log.h"
 #include "srv/loop.h"
+#include "srv/master.h"
+#include "srv/proxy.h"
 #include "srv/pymod.h"
 #include "srv/worker.h"
 
@@ -56,7 +59,7 @@ static PyObject *k_request_method, *k_script_name, *k_path_info, *k_query_string
     *k_wsgi_version, *k_wsgi_url_scheme, *k_wsgi_input, *k_wsgi_errors,
     *k_wsgi_multithread, *k_wsgi_multiprocess, *k_wsgi_run_once,
     *k_wsgi_input_terminated, *k_wsgi_file_wrapper, *k_server_software;
-static PyObject *v_http10, *v_http11, *v_empty, *v_http;
+static PyObject *v_http10, *v_http11, *v_empty, *v_http, *v_https;
 static PyObject *method_names[64];
 static PyObject *s_close;
 
@@ -239,6 +242,62 @@ static int add_header(PyObject *env, const char *name, size_t nlen, const char *
     return rc;
 }
 
+/* Where a proxy told us who the client is (used only if the peer is trusted). */
+typedef struct {
+    int any;
+    const char *xff, *xfp, *fwd;
+    size_t xff_len, xfp_len, fwd_len;
+} forwarded_info;
+
+static void note_forwarding(forwarded_info *f, const char *name, size_t n, const char *v, size_t vlen)
+{
+    if (n == 15 && strncasecmp(name, "x-forwarded-for", 15) == 0) {
+        f->xff = v;          /* a repeat: the last line wins, like the last entry */
+        f->xff_len = vlen;
+    } else if (n == 17 && strncasecmp(name, "x-forwarded-proto", 17) == 0) {
+        f->xfp = v;
+        f->xfp_len = vlen;
+    } else if (n == 9 && strncasecmp(name, "forwarded", 9) == 0) {
+        f->fwd = v;
+        f->fwd_len = vlen;
+    } else {
+        return;
+    }
+    f->any = 1;
+}
+
+static int set_scheme(PyObject *env, const char *proto, size_t n)
+{
+    if (n == 5 && strncasecmp(proto, "https", 5) == 0)
+        return PyDict_SetItem(env, k_wsgi_url_scheme, v_https);
+    if (n == 4 && strncasecmp(proto, "http", 4) == 0)
+        return PyDict_SetItem(env, k_wsgi_url_scheme, v_http);
+    return 0;
+}
+
+/* From a trusted proxy: X-Forwarded-For/-Proto, else RFC 7239 Forwarded. */
+static int apply_forwarding(PyObject *env, const forwarded_info *f)
+{
+    const char *addr = NULL, *proto = f->xfp;
+    size_t alen = 0, plen = f->xfp_len;
+    if (f->xff) {
+        alen = srv_proxy_xff_last(f->xff, f->xff_len, &addr);
+    } else if (f->fwd) {
+        const char *fproto = NULL;
+        size_t fplen = 0;
+        srv_proxy_forwarded_last(f->fwd, f->fwd_len, &addr, &alen, &fproto, &fplen);
+        if (!proto) {
+            proto = fproto;
+            plen = fplen;
+        }
+    }
+    if (alen > 0 && set_latin1(env, k_remote_addr, addr, alen) < 0)
+        return -1;
+    if (proto && set_scheme(env, proto, plen) < 0)
+        return -1;
+    return 0;
+}
+
 static PyObject *method_str(srv_request *req, const char *base)
 {
     unsigned m = llhttp_get_method(&req->parser);
@@ -311,15 +370,20 @@ static PyObject *build_environ(srv_conn *c)
     if (set_remote(c, env) < 0)
         goto fail;
 
+    forwarded_info fwd = {0};
     for (int i = 0; i < req->nheaders; i++) {
         const srv_header *h = &req->headers[i];
+        const char *name = base + h->name.off;
         const char *v = base + h->value.off;
         size_t vlen = h->value.len;
         while (vlen > 0 && (v[vlen - 1] == ' ' || v[vlen - 1] == '\t'))
             vlen--;
-        if (add_header(env, base + h->name.off, h->name.len, v, vlen) < 0)
+        note_forwarding(&fwd, name, h->name.len, v, vlen);
+        if (add_header(env, name, h->name.len, v, vlen) < 0)
             goto fail;
     }
+    if (fwd.any && srv_proxy_trusted(&c->peer) && apply_forwarding(env, &fwd) < 0)
+        goto fail;
 
     PyObject *input = srv_input_new(c);
     if (input == NULL)
@@ -622,6 +686,7 @@ static int send_body(srv_conn *c, const char *data, size_t len, int at_end)
         }
         iov[n++] = (struct iovec){r->head.data, r->head.len};
         r->headers_sent = 1;
+        r->status_sent = r->status_code;
     }
     if (r->no_body)
         len = 0;
@@ -795,6 +860,7 @@ static void send_error_status(srv_conn *c, int status)
     size_t n = srv_http_error_response(buf, sizeof buf, status, keep, ev_now(srv_loop));
     struct iovec iov = {buf, n};
     c->resp->headers_sent = 1;
+    c->resp->status_sent = status;
     if (srv_conn_writev(c, &iov, 1) < 0)
         c->broken = 1;
 }
@@ -905,6 +971,7 @@ static int handle_request(srv_conn *c)
         return 0;
     int killed = 0, failed = 0;
     PyObject *result = NULL;
+    double started = srv_access_log_enabled ? srv_monotonic() : 0;
     PyObject *environ = build_environ(c);
     srv_http_release_head(&c->req);
     if (environ == NULL) {
@@ -914,7 +981,7 @@ static int handle_request(srv_conn *c)
     }
     StartResponseObject *sr = PyObject_New(StartResponseObject, &StartResponseType);
     if (sr == NULL) {
-        Py_DECREF(environ);
+        Py_CLEAR(environ);
         srv_log_pyerr("cannot create start_response");
         failed = 1;
         goto respond;
@@ -924,7 +991,8 @@ static int handle_request(srv_conn *c)
     deadline_start(r);
 
     result = PyObject_CallFunctionObjArgs(app, environ, (PyObject *)sr, NULL);
-    Py_DECREF(environ);
+    if (!srv_access_log_enabled)
+        Py_CLEAR(environ);
     if (result == NULL) {
         failed = 1;
     } else if (send_result(c, result) < 0) {
@@ -961,6 +1029,11 @@ respond:
         srv_warn("app sent %llu of the %lld bytes its Content-Length promised; closing",
                  (unsigned long long)r->body_sent, (long long)r->content_length);
         r->close = 1;
+    }
+    if (environ) {
+        srv_access_entry e = {environ, r->status_sent, r->body_sent, srv_monotonic() - started};
+        srv_access_log_write(&e);
+        Py_CLEAR(environ);
     }
     int keep = keep_alive_after(c) && !killed;
     if (keep && !c->req.message_done)
@@ -1027,7 +1100,7 @@ int srv_wsgi_init(void)
         {&k_wsgi_multiprocess, "wsgi.multiprocess"}, {&k_wsgi_run_once, "wsgi.run_once"},
         {&k_wsgi_input_terminated, "wsgi.input_terminated"},
         {&k_wsgi_file_wrapper, "wsgi.file_wrapper"}, {&k_server_software, "SERVER_SOFTWARE"},
-        {&v_http10, "HTTP/1.0"}, {&v_http11, "HTTP/1.1"}, {&v_empty, ""}, {&v_http, "http"},
+        {&v_http10, "HTTP/1.0"}, {&v_http11, "HTTP/1.1"}, {&v_empty, ""}, {&v_http, "http"}, {&v_https, "https"},
         {&s_close, "close"},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)

@@ -40,6 +40,14 @@ typedef struct srv_config {
     long max_requests;           /* retire a worker after this many; 0: never */
     long max_requests_jitter;
     const char *pidfile;
+    int max_connections;         /* per worker */
+    int umask;                   /* -1: leave the process umask */
+    int reuse_port;
+    const char *error_log;       /* NULL or "-": stderr */
+    const char *access_log;      /* NULL: off; "-": stdout */
+    const char *access_log_format;
+    const char *forwarded_allow_ips;
+    int proxy_protocol;
     int mode;                    /* enum srv_mode */
     int monkey_patch;            /* gevent mode: patch_all() first */
 } srv_config;

@@ -47,6 +47,7 @@ typedef struct srv_conn {
     int wait_result;             /* 0 ready, -1 timed out or closed */
     unsigned peer_closed:1;      /* EOF read */
     unsigned broken:1;           /* a write or read failed: do not reuse */
+    unsigned proxy_seen:1;       /* --proxy-protocol: the header was read */
     unsigned requests_served;
     size_t linger_bytes;         /* discarded while lingering */
     PyObject *remote_addr;       /* str, owned; made on first use */

@@ -18,6 +18,7 @@ typedef struct srv_listener {
     ev_io io;
     char *name;                 /* for logs: "http://127.0.0.1:8000" */
     char *unix_path;            /* unlinked at exit */
+    int reuse_port;             /* each worker opens its own socket */
     PyObject *environ_template; /* owned: the keys that never change */
 } srv_listener;
 
@@ -45,6 +46,13 @@ void srv_listeners_pause(double seconds);
  * master: srv_listeners_own_paths) also removes its file. */
 void srv_listeners_close(void);
 extern int srv_listeners_own_paths;
+
+/* In a worker with --reuse-port: replaces each TCP listener by a socket of
+ * its own bound with SO_REUSEPORT.  Returns 0 or -1. */
+int srv_listeners_reuse_port(void);
+
+/* A connection closed: accepting resumes if --max-connections paused it. */
+void srv_listeners_conn_closed(void);
 
 /* Logs each address once (the master does it for all workers). */
 void srv_listeners_announce(void);

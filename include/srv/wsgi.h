@@ -28,6 +28,7 @@ struct srv_listener;
 typedef struct srv_response {
     srv_buf head;              /* status line and the app's headers */
     int status_code;
+    int status_sent;           /* what went out: the app's or an error's */
     int64_t content_length;    /* the app's Content-Length, or -1 */
     int64_t known_length;      /* what srv worked out (a list), or -1 */
     uint64_t body_sent;
