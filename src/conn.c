@@ -466,17 +466,15 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 
 SRV_EV_CALLBACK(on_timer, ev_timer, timer_cb)
 
-int srv_conn_close_idle(void)
+int srv_conn_close_idle(double min_idle)
 {
-    int busy = 0;
+    double now = ev_now(srv_loop);
     srv_conn *c = conns;
     while (c) {
         srv_conn *next = c->next;
-        if (c->state == SRV_CONN_BUSY)
-            busy++;
-        else if (c->state == SRV_CONN_READING && c->rbuf.len == c->rpos)
+        if (c->state == SRV_CONN_READING && !c->req.head_live && now - c->last_active >= min_idle)
             srv_conn_close(c);
         c = next;
     }
-    return busy;
+    return nconns;
 }

@@ -37,6 +37,7 @@
 #include <unistd.h>
 
 #define ACCEPT_BATCH 64
+#define STOP_IDLE_GRACE 1.0   /* seconds a keep-alive connection may idle while stopping */
 
 static srv_listener *listeners;
 static int nlisteners;
@@ -413,10 +414,19 @@ void srv_listeners_close(void)
     }
 }
 
+/* While stopping gracefully, a keep-alive connection is not cut while its
+ * client may be sending the next request: that request is served with
+ * "Connection: close" instead.  Only connections that stayed idle for a
+ * while are closed here. */
 static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    if (srv_conn_close_idle() == 0)
+    if (srv_conn_close_idle(STOP_IDLE_GRACE) == 0)
         ev_break(loop, EVBREAK_ALL);
+}
+
+int srv_loop_stopping(void)
+{
+    return stopping;
 }
 
 SRV_EV_CALLBACK(on_drain_check, ev_timer, drain_check_cb)

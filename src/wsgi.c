@@ -621,7 +621,7 @@ static PyTypeObject StartResponseType = {
 
 static int keep_alive_after(srv_conn *c)
 {
-    return c->req.keep_alive && !c->resp->close && !c->broken;
+    return c->req.keep_alive && !c->resp->close && !c->broken && !srv_loop_stopping();
 }
 
 /* Completes r->head with srv's own headers and the framing. */

@@ -89,8 +89,9 @@ void srv_conn_close(srv_conn *c);
 /* Makes room for a read and compacts the buffer. */
 int srv_conn_prepare_read(srv_conn *c);
 
-/* Closes idle connections (for shutdown); returns how many remain busy. */
-int srv_conn_close_idle(void);
+/* Closes keep-alive connections idle for at least min_idle seconds (for a
+ * graceful stop); returns how many connections remain. */
+int srv_conn_close_idle(double min_idle);
 int srv_conn_count(void);
 
 #endif

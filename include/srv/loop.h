@@ -36,6 +36,9 @@ void srv_loop_catch_early_signals(void);
  * runs the loop then serves until srv_loop_stop() breaks it. */
 void srv_loop_start(void);
 
+/* Are we stopping gracefully?  Responses then say "Connection: close". */
+int srv_loop_stopping(void);
+
 /* Stops accepting; in-flight requests finish (graceful) or not. */
 void srv_loop_stop(int graceful);
 
