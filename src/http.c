@@ -278,11 +278,8 @@ void srv_request_next(srv_request *req)
     req->headers_done = 0;
     req->message_done = 0;
     req->head_live = 0;
-    req->body.len = 0;
     req->body_pos = 0;
-    /* Give back a body buffer that grew for a large upload. */
-    if (req->body.cap > SRV_BUF_BLOCK)
-        srv_buf_release(&req->body);
+    srv_buf_release(&req->body);   /* back to the pool */
 }
 
 int srv_http_feed(srv_request *req, srv_buf *rbuf, size_t *pos)

@@ -29,7 +29,9 @@ typedef struct srv_worker {
     srv_conn *conn;            /* handed over by dispatch */
     unsigned exit:1;           /* finish at the next park */
     unsigned dead:1;           /* run() returned */
+    int index;                 /* in workers[] */
     struct srv_worker *next_idle;
+    struct srv_worker *next_dead;
 } srv_worker;
 
 struct ev_loop *srv_loop;
@@ -40,6 +42,7 @@ static srv_worker **workers;        /* all live workers */
 static int nworkers, workers_cap;
 static srv_worker *idle;
 static int nidle;
+static srv_worker *dead;            /* finished, not yet released */
 static int busy_peak;               /* most busy workers since the last trim */
 static srv_worker *starting;        /* handed to the next new worker's run() */
 static int stopping;
@@ -118,23 +121,24 @@ static PyObject *worker_run(PyObject *unused, PyObject *args)
         }
     }
     w->dead = 1;
+    w->next_dead = dead;
+    dead = w;
     Py_RETURN_NONE;
 }
 
 static PyMethodDef run_def = {"srv_worker", worker_run, METH_VARARGS, NULL};
 
-/* Releases the workers whose run() has returned. */
+/* Releases the workers whose run() has returned (called from the loop
+ * greenlet, after the switch that saw them finish). */
 static void reap(void)
 {
-    for (int i = 0; i < nworkers;) {
-        srv_worker *w = workers[i];
-        if (w->dead && !PyGreenlet_ACTIVE(w->g)) {
-            workers[i] = workers[--nworkers];
-            Py_DECREF(w->g);
-            free(w);
-        } else {
-            i++;
-        }
+    while (dead) {
+        srv_worker *w = dead;
+        dead = w->next_dead;
+        workers[w->index] = workers[--nworkers];
+        workers[w->index]->index = w->index;
+        Py_DECREF(w->g);
+        free(w);
     }
 }
 
@@ -165,6 +169,7 @@ static srv_worker *worker_new(void)
         free(w);
         return NULL;
     }
+    w->index = nworkers;
     workers[nworkers++] = w;
     return w;
 }

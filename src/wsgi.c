@@ -929,8 +929,7 @@ static void response_detach(srv_response *r)
         srv_input_detach(r->input);
         Py_CLEAR(r->input);
     }
-    if (r->head.cap > SRV_BUF_BLOCK)
-        srv_buf_release(&r->head);
+    srv_buf_release(&r->head);   /* back to the pool: idle connections hold none */
 }
 
 /* --request-timeout: raise srv.RequestTimeout where the request waits. */
@@ -974,6 +973,12 @@ static int handle_request(srv_conn *c)
     double started = srv_access_log_enabled ? srv_monotonic() : 0;
     PyObject *environ = build_environ(c);
     srv_http_release_head(&c->req);
+    /* Nothing left to parse: give the read buffer back while the app runs,
+     * so that thousands of suspended requests do not pin a block each. */
+    if (c->rpos == c->rbuf.len) {
+        srv_buf_release(&c->rbuf);
+        c->rpos = 0;
+    }
     if (environ == NULL) {
         srv_log_pyerr("cannot build the environ");
         failed = 1;
