@@ -1,0 +1,54 @@
+"""gevent.pywsgi serving examples/hello.py, the peer srv is compared with.
+
+    /usr/bin/python3 bench/peer_gevent.py --port 8001 [--host 127.0.0.1]
+
+Access logging is off and TCP_NODELAY is set on every accepted socket, so
+the comparison with srv is like for like.
+"""
+from gevent import monkey
+
+monkey.patch_all()
+
+import argparse  # noqa: E402
+import os  # noqa: E402
+import socket  # noqa: E402
+import sys  # noqa: E402
+
+from gevent.pywsgi import WSGIServer  # noqa: E402
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, os.path.join(HERE, "..", "examples"))
+
+from hello import app  # noqa: E402
+
+
+class NoDelayWSGIServer(WSGIServer):
+    def handle(self, sock, address):
+        try:
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        except OSError:
+            pass
+        return super().handle(sock, address)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--host", default="127.0.0.1")
+    ap.add_argument("--port", type=int, default=8001)
+    ap.add_argument("--backlog", type=int, default=1024)
+    a = ap.parse_args()
+    listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    listener.bind((a.host, a.port))
+    listener.listen(a.backlog)
+    server = NoDelayWSGIServer(listener, app, log=None)
+    sys.stderr.write("gevent.pywsgi listening on %s:%d\n" % (a.host, a.port))
+    sys.stderr.flush()
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+
+
+if __name__ == "__main__":
+    main()
