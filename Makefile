@@ -4,7 +4,9 @@ BUILD ?= build
 JOBS  ?= $(shell nproc)
 PY    := /usr/bin/python3
 
-.PHONY: all deps build run test test-asan bench install clean
+FUZZ_SECONDS ?= 1800
+
+.PHONY: all deps build run test test-asan test-valgrind fuzz-build fuzz fuzz-short bench install clean
 
 all: build
 
@@ -22,6 +24,20 @@ run: build
 
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
+	$(MAKE) fuzz-short
+
+# libFuzzer over the whole request path (clang; ASan and UBSan).
+fuzz-build: deps
+	CC=clang cmake -S . -B build-fuzz -DSRV_PYTHON=$(PY) -DSRV_FUZZ=ON
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_request
+
+fuzz: fuzz-build
+	mkdir -p build-fuzz/corpus
+	ASAN_OPTIONS=detect_leaks=0 build-fuzz/fuzz_request -max_total_time=$(FUZZ_SECONDS) \
+	    -timeout=10 -rss_limit_mb=4096 -print_final_stats=1 build-fuzz/corpus tests/fuzz/corpus
+
+fuzz-short:
+	$(MAKE) fuzz FUZZ_SECONDS=30
 
 test-asan: deps
 	cmake -S . -B build-asan -DSRV_PYTHON=$(PY) -DSRV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug

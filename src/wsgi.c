@@ -1201,6 +1201,12 @@ void srv_wsgi_load_app(void)
     app = obj;
 }
 
+void srv_wsgi_set_app(PyObject *obj)
+{
+    Py_INCREF(obj);
+    Py_XSETREF(app, obj);
+}
+
 void srv_wsgi_fini(void)
 {
     Py_CLEAR(app);

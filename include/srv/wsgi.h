@@ -63,6 +63,10 @@ PyObject *srv_wsgi_environ_template(struct srv_listener *l, const char *host, co
  * (GreenletExit), in which case the exception has been cleared. */
 int srv_wsgi_serve(struct srv_conn *c);
 
+/* Serves `app` (a new reference is taken) instead of loading srv_cfg.app;
+ * for embedding, e.g. the fuzz harness. */
+void srv_wsgi_set_app(PyObject *app);
+
 void srv_wsgi_fini(void);
 
 #endif
