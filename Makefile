@@ -44,6 +44,9 @@ test-asan: deps
 	cmake --build build-asan -j $(JOBS)
 	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS)
 
+test-valgrind: build
+	sh tests/valgrind/run.sh
+
 bench: build
 	sh bench/hello.sh
 
