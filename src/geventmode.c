@@ -169,6 +169,13 @@ void srv_gevent_run(void)
 void srv_gevent_reset_locals(void)
 {
     PyObject *g = (PyObject *)srv_hub_current();
+    /* gevent.local registers in the greenlet's __dict__: an empty or absent
+     * dict means there is nothing to forget (the common case). */
+    PyObject **dictptr = _PyObject_GetDictPtr(g);
+    if (dictptr == NULL || *dictptr == NULL || PyDict_GET_SIZE(*dictptr) == 0) {
+        Py_DECREF(g);
+        return;
+    }
     PyObject *r = PyObject_CallOneArg(reset_fn, g);
     Py_DECREF(g);
     if (r == NULL)

@@ -225,17 +225,15 @@ static int add_header(PyObject *env, const char *name, size_t nlen, const char *
         Py_DECREF(key);
         return -1;
     }
-    PyObject *old = PyDict_GetItemWithError(env, key);   /* borrowed */
-    int rc;
-    if (old) {
+    PyObject *old = PyDict_SetDefault(env, key, v);   /* borrowed */
+    int rc = 0;
+    if (old == NULL) {
+        rc = -1;
+    } else if (old != v) {
         const char *sep = (nlen == 6 && strncasecmp(name, "cookie", 6) == 0) ? "; " : ",";
         PyObject *joined = PyUnicode_FromFormat("%U%s%U", old, sep, v);
         rc = joined ? PyDict_SetItem(env, key, joined) : -1;
         Py_XDECREF(joined);
-    } else if (PyErr_Occurred()) {
-        rc = -1;
-    } else {
-        rc = PyDict_SetItem(env, key, v);
     }
     Py_DECREF(v);
     Py_DECREF(key);
@@ -402,11 +400,21 @@ fail:
 typedef struct {
     PyObject_HEAD
     srv_conn *conn;   /* NULL once the request is over */
+    vectorcallfunc vectorcall;
 } StartResponseObject;
 
-static int is_tchar(unsigned char ch)
+/* RFC 9110 token characters, for header names. */
+static unsigned char tchar[256];
+
+static void init_tchar(void)
 {
-    return isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+    for (int ch = 0; ch < 256; ch++)
+        tchar[ch] = isalnum(ch) || (ch && strchr("!#$%&'*+-.^_`|~", ch));
+}
+
+static inline int is_tchar(unsigned char ch)
+{
+    return tchar[ch];
 }
 
 /* The latin-1 bytes of a str, or NULL with ValueError/TypeError set. */
@@ -436,10 +444,8 @@ static int check_field_value(const char *v, Py_ssize_t n, const char *what, PyOb
     return 0;
 }
 
-static int header_is(const char *name, Py_ssize_t n, const char *lower)
-{
-    return (size_t)n == strlen(lower) && strncasecmp(name, lower, (size_t)n) == 0;
-}
+#define header_is(name, n, lower) \
+    ((size_t)(n) == sizeof(lower) - 1 && strncasecmp((name), (lower), sizeof(lower) - 1) == 0)
 
 /* Notes what srv must know about one of the app's headers.  Returns 1 to
  * keep the header, 0 to drop it, -1 on error. */
@@ -562,13 +568,39 @@ nomem:
 static PyObject *write_callable(PyObject *self, PyObject *data);
 static PyMethodDef write_def = {"write", write_callable, METH_O, "write(data): send body bytes now"};
 
-static PyObject *start_response_call(PyObject *self, PyObject *args, PyObject *kwargs)
+/* start_response(status, headers, exc_info=None), called the vectorcall
+ * way: no argument tuple is built on the hot path. */
+static PyObject *start_response_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                           PyObject *kwnames)
 {
-    static char *kwlist[] = {"status", "headers", "exc_info", NULL};
-    PyObject *status, *headers, *exc_info = Py_None;
-    if (!PyArg_ParseTupleAndKeywords(args, kwargs, "OO|O:start_response", kwlist,
-                                     &status, &headers, &exc_info))
+    static const char *const names[] = {"status", "headers", "exc_info"};
+    PyObject *argv[3] = {NULL, NULL, Py_None};
+    Py_ssize_t nargs = PyVectorcall_NARGS(nargsf);
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    if (nargs > 3) {
+        PyErr_Format(PyExc_TypeError, "start_response() takes at most 3 arguments (%zd given)", nargs);
         return NULL;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        argv[i] = args[i];
+    for (Py_ssize_t k = 0; k < nkw; k++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, k);
+        int slot = -1;
+        for (int j = 0; j < 3; j++)
+            if (PyUnicode_CompareWithASCIIString(name, names[j]) == 0)
+                slot = j;
+        if (slot < 0 || (slot < nargs)) {
+            PyErr_Format(PyExc_TypeError, "start_response() got an unexpected or repeated "
+                         "keyword argument %R", name);
+            return NULL;
+        }
+        argv[slot] = args[nargs + k];
+    }
+    if (argv[0] == NULL || argv[1] == NULL) {
+        PyErr_SetString(PyExc_TypeError, "start_response() needs status and headers");
+        return NULL;
+    }
+    PyObject *status = argv[0], *headers = argv[1], *exc_info = argv[2];
     srv_conn *c = ((StartResponseObject *)self)->conn;
     if (c == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "start_response called after the request ended");
@@ -612,8 +644,9 @@ static PyTypeObject StartResponseType = {
     .tp_name = "srv.StartResponse",
     .tp_basicsize = sizeof(StartResponseObject),
     .tp_dealloc = start_response_dealloc,
-    .tp_call = start_response_call,
-    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_vectorcall_offset = offsetof(StartResponseObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
     .tp_doc = "start_response(status, headers, exc_info=None) for one request",
 };
 
@@ -992,10 +1025,12 @@ static int handle_request(srv_conn *c)
         goto respond;
     }
     sr->conn = c;
+    sr->vectorcall = start_response_vectorcall;
     r->start_response = (PyObject *)sr;
     deadline_start(r);
 
-    result = PyObject_CallFunctionObjArgs(app, environ, (PyObject *)sr, NULL);
+    PyObject *argv[2] = {environ, (PyObject *)sr};
+    result = PyObject_Vectorcall(app, argv, 2, NULL);
     if (!srv_access_log_enabled)
         Py_CLEAR(environ);
     if (result == NULL) {
@@ -1089,6 +1124,7 @@ static PyObject *intern(const char *s)
 
 int srv_wsgi_init(void)
 {
+    init_tchar();
     if (PyType_Ready(&StartResponseType) < 0 || PyType_Ready(&srv_InputType) < 0
         || PyType_Ready(&srv_FileWrapperType) < 0)
         return -1;
@@ -1119,11 +1155,23 @@ int srv_wsgi_init(void)
     return 0;
 }
 
+/* The template is created with room for a typical request's keys, and holds
+ * placeholders for the keys every request sets: PyDict_Copy() clones its
+ * table as it is, so filling in a request never resizes the dict. */
+#define ENVIRON_PRESIZE 48
+
 PyObject *srv_wsgi_environ_template(srv_listener *l, const char *host, const char *port)
 {
-    PyObject *env = PyDict_New();
+    PyObject *env = _PyDict_NewPresized(ENVIRON_PRESIZE);
     if (env == NULL)
         return NULL;
+    PyObject *always[] = {k_request_method, k_path_info, k_query_string, k_server_protocol,
+                          k_remote_addr, k_remote_port, k_raw_uri, k_request_uri, k_wsgi_input};
+    for (size_t i = 0; i < sizeof always / sizeof always[0]; i++)
+        if (PyDict_SetItem(env, always[i], Py_None) < 0) {
+            Py_DECREF(env);
+            return NULL;
+        }
     PyObject *sys_stderr = PySys_GetObject("stderr");   /* borrowed */
     PyObject *version = Py_BuildValue("(ii)", 1, 0);
     PyObject *name = PyUnicode_FromString(host);

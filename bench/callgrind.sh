@@ -1,0 +1,48 @@
+#!/bin/sh
+# Instructions per request on the hello-world hot path, counted by callgrind
+# (repeatable on a noisy machine).  Runs srv's worker under callgrind twice,
+# with N1 and N2 keep-alive requests (ab -k), and reports
+# (Ir(N2) - Ir(N1)) / (N2 - N1), so start-up and shut-down cancel out.
+#
+#   bench/callgrind.sh [extra srv flags...]      (env: SRV_BIN, N1, N2)
+set -eu
+repo=$(cd "$(dirname "$0")/.." && pwd)
+bin=${SRV_BIN:-$repo/build/srv}
+N1=${N1:-2000}
+N2=${N2:-12000}
+tmp=$(mktemp -d /tmp/srv-callgrind.XXXXXX)
+trap 'rm -rf "$tmp"' EXIT
+
+run() {  # requests -> prints the worker's total Ir
+    n=$1; shift
+    port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+    (cd "$repo/examples" && valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.%p" \
+        "$bin" --app hello:app --bind "127.0.0.1:$port" "$@" 2>"$tmp/log.$n") &
+    vg=$!
+    /usr/bin/python3 - "$port" <<'PY'
+import socket, sys, time
+port = int(sys.argv[1])
+for _ in range(600):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=1)
+        s.sendall(b"GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        if b"200 OK" in s.recv(4096):
+            sys.exit(0)
+    except OSError:
+        pass
+    time.sleep(0.2)
+sys.exit("srv did not start under callgrind")
+PY
+    ab -q -k -c 10 -n "$n" "http://127.0.0.1:$port/" > "$tmp/ab.$n"
+    kill -TERM $vg
+    wait $vg || true
+    worker=$(ls -S "$tmp"/cg.* | head -1)
+    total=$(grep -E "^(summary|totals):" "$worker" | head -1 | awk '{print $2}')
+    rm -f "$tmp"/cg.*
+    echo "$total"
+}
+
+i1=$(run "$N1" "$@")
+i2=$(run "$N2" "$@")
+echo "Ir($N1 requests) = $i1, Ir($N2 requests) = $i2"
+echo "instructions per request: $(( (i2 - i1) / (N2 - N1) ))"
