@@ -51,30 +51,39 @@ int srv_conn_count(void) { return nconns; }
 
 /* How long the connection may stay idle in its current state; 0 for no
  * limit. */
-static double idle_limit(const srv_conn *c)
+/* When the current state's time runs out (an absolute ev_now time), or 0
+ * for no limit.  A request head has a deadline from its first byte, so a
+ * client that drips bytes cannot hold a connection open (slowloris); the
+ * other limits are idle times, renewed by each read or write. */
+static double deadline(const srv_conn *c)
 {
     if (c->waiter)
-        return srv_cfg.io_timeout;
+        return c->last_active + srv_cfg.io_timeout;
     switch (c->state) {
     case SRV_CONN_READING:
-        if (c->requests_served == 0 || c->req.head_live)
-            return srv_cfg.header_timeout;
-        return srv_cfg.keepalive_timeout;
+        if (c->req.head_live)
+            return c->head_start + srv_cfg.header_timeout;
+        if (c->requests_served == 0)
+            return c->last_active + srv_cfg.header_timeout;
+        return c->last_active + srv_cfg.keepalive_timeout;
     case SRV_CONN_LINGER:
-        return LINGER_SECONDS;
+        return c->last_active + LINGER_SECONDS;
     default:
         return 0;
     }
 }
 
-/* Makes sure the timer fires no later than the current state's limit. */
+/* Makes sure the timer fires no later than the current state's deadline. */
 static void arm_timer(srv_conn *c)
 {
-    double limit = idle_limit(c);
-    if (limit <= 0)
+    double when = deadline(c);
+    if (when == 0)
         return;
-    if (!ev_is_active(&c->timer) || ev_timer_remaining(srv_loop, &c->timer) > limit) {
-        c->timer.repeat = limit;
+    double left = when - ev_now(srv_loop);
+    if (left < 0.001)
+        left = 0.001;
+    if (!ev_is_active(&c->timer) || ev_timer_remaining(srv_loop, &c->timer) > left) {
+        c->timer.repeat = left;
         ev_timer_again(srv_loop, &c->timer);
     }
 }
@@ -337,7 +346,7 @@ void srv_conn_release(srv_conn *c, int keep_alive)
         return;
     }
     c->state = SRV_CONN_READING;
-    c->last_active = ev_now(srv_loop);
+    c->last_active = c->head_start = ev_now(srv_loop);
     ev_io_start(srv_loop, &c->rio);
     arm_timer(c);
 }
@@ -372,6 +381,8 @@ static void read_head(srv_conn *c)
         if (n > 0) {
             c->rbuf.len += (size_t)n;
             c->last_active = ev_now(srv_loop);
+            if (!c->req.head_live)
+                c->head_start = c->last_active;   /* a new head begins */
             if (srv_cfg.proxy_protocol && !c->proxy_seen) {
                 int h = srv_proxy_protocol_parse(c->rbuf.data + c->rpos, c->rbuf.len - c->rpos,
                                                  &c->peer, &c->peer_len);
@@ -380,8 +391,10 @@ static void read_head(srv_conn *c)
                     srv_conn_close(c);
                     return;
                 }
-                if (h == 0)
+                if (h == 0) {
+                    arm_timer(c);
                     continue;
+                }
                 c->proxy_seen = 1;
                 c->rpos += (size_t)h;
             }
@@ -395,6 +408,7 @@ static void read_head(srv_conn *c)
                 srv_conn_fail(c);
                 return;
             default:
+                arm_timer(c);   /* a head may have begun: its deadline runs */
                 if ((size_t)n < room)
                     return;
                 continue;
@@ -436,19 +450,19 @@ SRV_EV_CALLBACK(on_io, ev_io, io_cb)
 static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     srv_conn *c = w->data;
-    double limit = idle_limit(c);
-    if (limit <= 0) {
+    double when = deadline(c);
+    if (when == 0) {
         ev_timer_stop(loop, w);   /* BUSY with no wait: re-armed later */
         return;
     }
-    double idle = ev_now(loop) - c->last_active;
-    if (idle < limit) {
-        w->repeat = limit - idle;
+    double left = when - ev_now(loop);
+    if (left > 0) {
+        w->repeat = left;
         ev_timer_again(loop, w);
         return;
     }
     if (c->waiter) {
-        srv_debug("fd %d: client idle for %.0f s, giving up", c->fd, idle);
+        srv_debug("fd %d: client idle for %.0f s, giving up", c->fd, ev_now(loop) - c->last_active);
         PyGreenlet *g = c->waiter;
         c->waiter = NULL;
         c->wait_result = -1;

@@ -40,6 +40,7 @@ typedef struct srv_conn {
     ev_io wio;
     ev_timer timer;
     ev_tstamp last_active;
+    ev_tstamp head_start;        /* first byte of the head being read */
     srv_buf rbuf;
     size_t rpos;                 /* rbuf bytes already fed to the parser */
     srv_request req;
