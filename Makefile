@@ -42,7 +42,11 @@ fuzz-short:
 test-asan: deps
 	cmake -S . -B build-asan -DSRV_PYTHON=$(PY) -DSRV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
 	cmake --build build-asan -j $(JOBS)
-	cd build-asan && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j $(JOBS)
+	# CPython frees little at exit, so leak detection is off; one test whose
+	# point is a wall-clock bound under 32 MiB writes is too slow under ASan.
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	    PYTEST_ADDOPTS="-k 'not test_stalled_readers_do_not_block_others'" \
+	    ctest --output-on-failure -j $(JOBS)
 
 test-valgrind: build
 	sh tests/valgrind/run.sh
