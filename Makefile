@@ -44,7 +44,7 @@ test-asan: deps
 	cmake --build build-asan -j $(JOBS)
 	# CPython frees little at exit, so leak detection is off; one test whose
 	# point is a wall-clock bound under 32 MiB writes is too slow under ASan.
-	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 \
+	cd build-asan && ASAN_OPTIONS=detect_leaks=0:abort_on_error=1 SRV_SANITIZED=1 \
 	    PYTEST_ADDOPTS="-k 'not test_stalled_readers_do_not_block_others'" \
 	    ctest --output-on-failure -j $(JOBS)
 

@@ -8,11 +8,16 @@ code paths (generators, write(), request bodies, file_wrapper, errors,
 srv.sleep).  The fd count must come back to its baseline.
 """
 
+import os
 import socket
 import threading
 import time
 
 import pytest
+
+# Under AddressSanitizer (make test-asan) freed memory sits in ASan's
+# quarantine, so RSS says nothing about leaks; the fd checks still run.
+RSS_MEANINGFUL = not os.environ.get("SRV_SANITIZED")
 
 from conftest import decode_chunked, wait_for
 
@@ -150,7 +155,7 @@ def test_no_leak_hello_100k(hello_srv):
     growth = rss2 - rss1
     print("\nhello: %d requests in %.1fs (%.0f req/s); RSS %d -> %d KiB (%+d KiB)"
           % (n1 + n2, elapsed, (n1 + n2) / elapsed, rss1, rss2, growth))
-    assert growth < RSS_LIMIT_KIB, "RSS grew by %d KiB over 90,000 requests" % growth
+    assert not RSS_MEANINGFUL or growth < RSS_LIMIT_KIB, "RSS grew by %d KiB over 90,000 requests" % growth
     assert s.alive()
 
 
@@ -215,5 +220,5 @@ def test_no_leak_mixed_paths(server_factory):
     assert wait_fds(s, fd_base), "fds: baseline %d, now %d" % (fd_base, s.fd_count())
     rss2 = s.rss_kib()
     print("\nmixed: RSS %d -> %d KiB (%+d KiB)" % (rss1, rss2, rss2 - rss1))
-    assert rss2 - rss1 < RSS_LIMIT_KIB, "RSS grew by %d KiB" % (rss2 - rss1)
+    assert not RSS_MEANINGFUL or rss2 - rss1 < RSS_LIMIT_KIB, "RSS grew by %d KiB" % (rss2 - rss1)
     assert s.alive()
