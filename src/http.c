@@ -37,6 +37,8 @@ static inline srv_request *req_of(llhttp_t *p)
     return (srv_request *)p;   /* parser is the first member */
 }
 
+static void eol_reset(srv_request *req);
+
 static int fail(srv_request *req, int status, const char *why)
 {
     req->error_status = status;
@@ -44,11 +46,20 @@ static int fail(srv_request *req, int status, const char *why)
     return HPE_USER;
 }
 
-static void extend(srv_request *req, srv_span *span, const char *at, size_t len)
+/* Grows a span.  Pieces of one span arrive adjacent in the buffer; a piece
+ * that is not adjacent means llhttp skipped bytes inside the span, which it
+ * does for obs-fold (a header value continued on the next line).  RFC 9112
+ * lets a server reject that, and srv does: a folded Content-Length or
+ * Transfer-Encoding is a classic desync with front ends that do not unfold. */
+static int extend(srv_request *req, srv_span *span, const char *at, size_t len)
 {
+    uint32_t off = (uint32_t)(at - req->base);
     if (span->len == 0)
-        span->off = (uint32_t)(at - req->base);
+        span->off = off;
+    else if (off != span->off + span->len)
+        return fail(req, 400, "obs-fold or a split field");
     span->len += (uint32_t)len;
+    return 0;
 }
 
 static int grow_head(srv_request *req, size_t len)
@@ -83,7 +94,8 @@ static int on_message_begin(llhttp_t *p)
 static int on_method(llhttp_t *p, const char *at, size_t len)
 {
     srv_request *req = req_of(p);
-    extend(req, &req->method, at, len);
+    if (extend(req, &req->method, at, len))
+        return HPE_USER;
     if (req->msg_start == UINT32_MAX)
         req->msg_start = req->method.off;
     return grow_head(req, len);
@@ -92,7 +104,8 @@ static int on_method(llhttp_t *p, const char *at, size_t len)
 static int on_url(llhttp_t *p, const char *at, size_t len)
 {
     srv_request *req = req_of(p);
-    extend(req, &req->url, at, len);
+    if (extend(req, &req->url, at, len))
+        return HPE_USER;
     if (req->url.len > srv_cfg.max_uri)
         return fail(req, 414, "request target too long");
     return grow_head(req, len);
@@ -101,6 +114,8 @@ static int on_url(llhttp_t *p, const char *at, size_t len)
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
 {
     srv_request *req = req_of(p);
+    if (req->headers_done)
+        return grow_head(req, len);   /* a chunked trailer: counted, never used */
     if (req->last_cb != CB_FIELD) {
         if (req->nheaders >= srv_cfg.max_headers)
             return fail(req, 431, "too many header fields");
@@ -115,15 +130,24 @@ static int on_header_field(llhttp_t *p, const char *at, size_t len)
         req->headers[req->nheaders++] = (srv_header){{0, 0}, {0, 0}};
         req->last_cb = CB_FIELD;
     }
-    extend(req, &req->headers[req->nheaders - 1].name, at, len);
+    if (extend(req, &req->headers[req->nheaders - 1].name, at, len))
+        return HPE_USER;
     return grow_head(req, len);
 }
 
 static int on_header_value(llhttp_t *p, const char *at, size_t len)
 {
     srv_request *req = req_of(p);
+    /* llhttp hands an obs-folded value over with its CR LF inside. */
+    if (memchr(at, '\n', len) || memchr(at, '\r', len))
+        return fail(req, 400, "obs-fold in a field value");
+    if (req->headers_done)
+        return grow_head(req, len);   /* a chunked trailer: counted, never used */
+    if (req->nheaders == 0 || req->last_cb == CB_NONE)
+        return fail(req, 400, "header value without a name");
     req->last_cb = CB_VALUE;
-    extend(req, &req->headers[req->nheaders - 1].value, at, len);
+    if (extend(req, &req->headers[req->nheaders - 1].value, at, len))
+        return HPE_USER;
     return grow_head(req, len);
 }
 
@@ -150,15 +174,28 @@ static int codings_supported(const char *v, size_t n)
     return 1;
 }
 
-static int check_head(srv_request *req)
+static int check_head(srv_request *req, int http_minor)
 {
+    int hosts = 0;
     for (int i = 0; i < req->nheaders; i++) {
         const srv_header *h = &req->headers[i];
         const char *v = req->base + h->value.off;
+        if (h->name.len == 0)
+            return fail(req, 400, "empty header name");
         if (name_is(req, h, "transfer-encoding")) {
+            size_t n = h->value.len;
+            while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+                n--;
+            if (n == 0)
+                return fail(req, 400, "empty Transfer-Encoding");
             if (!codings_supported(v, h->value.len))
                 return fail(req, 501, "unsupported transfer coding");
+        } else if (name_is(req, h, "host")) {
+            if (++hosts > 1)
+                return fail(req, 400, "more than one Host header");
         } else if (name_is(req, h, "expect")) {
+            if (http_minor == 0)
+                continue;   /* RFC 9110: ignored for HTTP/1.0 */
             size_t n = h->value.len;
             while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
                 n--;
@@ -178,12 +215,18 @@ static int on_headers_complete(llhttp_t *p)
         fail(req, 505, "unsupported HTTP version");
         return -1;
     }
-    if (check_head(req)) {
+    if (check_head(req, p->http_minor)) {
         return -1;
     }
     req->http_minor = p->http_minor;
     req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     req->chunked = (p->flags & F_CHUNKED) ? 1 : 0;
+    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means close afterwards. */
+    if (p->http_minor == 0 && (p->flags & F_TRANSFER_ENCODING))
+        req->keep_alive = 0;
+    /* What follows a CONNECT is tunnel data, never another request. */
+    if (p->method == HTTP_CONNECT)
+        req->keep_alive = 0;
     if (p->flags & F_CONTENT_LENGTH) {
         if (p->content_length > srv_cfg.max_body) {
             fail(req, 413, "request body too large");
@@ -263,6 +306,7 @@ void srv_request_init(srv_request *req)
 {
     memset(req, 0, sizeof *req);
     llhttp_init(&req->parser, HTTP_REQUEST, &settings);
+    eol_reset(req);
 }
 
 void srv_request_free(srv_request *req)
@@ -275,11 +319,50 @@ void srv_request_free(srv_request *req)
 
 void srv_request_next(srv_request *req)
 {
+    eol_reset(req);
     req->headers_done = 0;
     req->message_done = 0;
     req->head_live = 0;
     req->body_pos = 0;
     srv_buf_release(&req->body);   /* back to the pool */
+}
+
+static void eol_reset(srv_request *req)
+{
+    req->eol_prev_cr = 0;
+    req->eol_line_empty = 1;
+    req->eol_seen_line = 0;
+    req->eol_done = 0;
+}
+
+/* Every line of a request head must end in CRLF (RFC 9112 2.2 lets a server
+ * take a bare LF; srv does not, since a proxy in front may split lines
+ * differently), and no header line may begin with whitespace (obs-fold,
+ * which llhttp 8.1 accepts).  Scans p[0..n) until the empty line that ends
+ * the head; returns -1 at a bare LF or a fold. */
+static int check_line_endings(srv_request *req, const char *p, size_t n)
+{
+    for (size_t i = 0; i < n && !req->eol_done; i++) {
+        char ch = p[i];
+        if ((ch == ' ' || ch == '\t') && req->eol_line_empty && req->eol_seen_line)
+            return -1;   /* a header line that starts with whitespace */
+        if (ch == '\n') {
+            if (!req->eol_prev_cr)
+                return -1;
+            if (req->eol_line_empty && req->eol_seen_line)
+                req->eol_done = 1;   /* the empty line: the body may follow */
+            if (!req->eol_line_empty)
+                req->eol_seen_line = 1;
+            req->eol_line_empty = 1;
+            req->eol_prev_cr = 0;
+        } else if (ch == '\r') {
+            req->eol_prev_cr = 1;
+        } else {
+            req->eol_prev_cr = 0;
+            req->eol_line_empty = 0;
+        }
+    }
+    return 0;
 }
 
 int srv_http_feed(srv_request *req, srv_buf *rbuf, size_t *pos)
@@ -289,12 +372,25 @@ int srv_http_feed(srv_request *req, srv_buf *rbuf, size_t *pos)
     int head_was_done = req->headers_done;
     const char *start = rbuf->data + *pos;
     req->base = rbuf->data;
+    if (!req->eol_done && check_line_endings(req, start, rbuf->len - *pos) < 0) {
+        req->error_status = 400;
+        req->error_reason = "bare LF or obs-fold in the request head";
+        return SRV_PARSE_ERROR;
+    }
     llhttp_errno_t err = llhttp_execute(&req->parser, start, rbuf->len - *pos);
     if (err == HPE_OK) {
         *pos = rbuf->len;
-    } else if (err == HPE_PAUSED) {
+    } else if (err == HPE_PAUSED || err == HPE_PAUSED_UPGRADE) {
         *pos += (size_t)(llhttp_get_error_pos(&req->parser) - start);
-        llhttp_resume(&req->parser);
+        /* After a request asking for an Upgrade srv does not perform, llhttp
+         * would take what follows for the new protocol; srv answers such a
+         * request as a plain one, so HTTP/1.1 goes on after it.  (CONNECT
+         * never gets here with the connection kept: see
+         * on_headers_complete.) */
+        if (err == HPE_PAUSED_UPGRADE || llhttp_get_upgrade(&req->parser))
+            llhttp_reset(&req->parser);
+        else
+            llhttp_resume(&req->parser);
     } else {
         if (err == HPE_INVALID_VERSION)
             req->error_status = 505;

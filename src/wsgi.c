@@ -337,7 +337,7 @@ static PyObject *build_environ(srv_conn *c)
     const char *path = url;
     size_t plen = ulen;
     if (ulen > 0 && url[0] != '/' && url[0] != '*') {
-        const char *scheme_end = ulen >= 3 ? strstr(url, "://") : NULL;
+        const char *scheme_end = memmem(url, ulen, "://", 3);
         if (scheme_end && scheme_end < url + ulen) {
             const char *auth = scheme_end + 3;
             const char *slash = memchr(auth, '/', (size_t)(url + ulen - auth));

@@ -48,6 +48,11 @@ typedef struct srv_request {
     unsigned chunked:1;
     unsigned has_body:1;
     uint8_t http_minor;
+    /* Line-ending check of the head (llhttp 8.1 takes a bare LF). */
+    unsigned eol_prev_cr:1;
+    unsigned eol_line_empty:1;
+    unsigned eol_seen_line:1;
+    unsigned eol_done:1;
     int error_status;         /* status to answer a parse error with */
     const char *error_reason; /* for the log */
     uint64_t body_seen;       /* body bytes decoded so far */
