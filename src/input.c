@@ -33,10 +33,13 @@ static int send_continue(srv_conn *c)
     return srv_conn_writev(c, &iov, 1);
 }
 
+/* The body broke the rules (bad chunk, over --max-body).  The connection
+ * cannot be reused, but it still works: if the app lets the exception
+ * through, the client gets req->error_status (413 or 400) instead of a 500. */
 static int body_error(srv_conn *c)
 {
     srv_request *req = &c->req;
-    c->broken = 1;
+    c->resp->close = 1;
     if (req->error_status == 413)
         PyErr_SetString(PyExc_ValueError, "request body too large");
     else
