@@ -117,6 +117,44 @@ static srv_listener *add_listener(void)
     return l;
 }
 
+/* The local address of a bound socket: its host (or unix path) and port
+ * (0 for unix sockets), and its family. */
+static int sock_address(int fd, char *host, size_t hsize, int *port, int *family)
+{
+    struct sockaddr_storage ss;
+    socklen_t len = sizeof ss;
+    memset(&ss, 0, sizeof ss);
+    if (getsockname(fd, (struct sockaddr *)&ss, &len) < 0)
+        return -1;
+    *family = ss.ss_family;
+    *port = 0;
+    if (ss.ss_family == AF_UNIX) {
+        snprintf(host, hsize, "%s", ((struct sockaddr_un *)&ss)->sun_path);
+    } else if (ss.ss_family == AF_INET6) {
+        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, (socklen_t)hsize);
+        *port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
+    } else {
+        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, (socklen_t)hsize);
+        *port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
+    }
+    return 0;
+}
+
+/* "http://127.0.0.1:8000", "http://[::1]:8000" or "unix:/path", for logs. */
+static char *describe(int fd, int *family)
+{
+    char host[sizeof(struct sockaddr_storage)] = "?";
+    int port = 0;
+    sock_address(fd, host, sizeof host, &port, family);
+    size_t size = strlen(host) + 32;
+    char *name = malloc(size);
+    if (*family == AF_UNIX)
+        snprintf(name, size, "unix:%s", host);
+    else
+        snprintf(name, size, *family == AF_INET6 ? "http://[%s]:%d" : "http://%s:%d", host, port);
+    return name;
+}
+
 static void bind_unix(const char *addr, const char *path)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
@@ -146,8 +184,7 @@ static void bind_unix(const char *addr, const char *path)
     l->fd = fd;
     l->family = AF_UNIX;
     l->unix_path = strdup(path);
-    l->name = malloc(strlen(path) + 6);
-    sprintf(l->name, "unix:%s", path);
+    l->name = describe(fd, &l->family);
 }
 
 static void bind_tcp(const char *addr)
@@ -185,44 +222,7 @@ static void bind_tcp(const char *addr)
     l->reuse_port = srv_cfg.reuse_port;
     freeaddrinfo(res);
 
-    /* The real address, e.g. for port 0. */
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char shown[INET6_ADDRSTRLEN] = "?";
-    int real_port = 0;
-    getsockname(fd, (struct sockaddr *)&ss, &len);
-    if (ss.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, shown, sizeof shown);
-        real_port = ntohs(((struct sockaddr_in6 *)&ss)->sin6_port);
-    } else {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, shown, sizeof shown);
-        real_port = ntohs(((struct sockaddr_in *)&ss)->sin_port);
-    }
-    l->name = malloc(strlen(shown) + 32);
-    sprintf(l->name, ss.ss_family == AF_INET6 ? "http://[%s]:%d" : "http://%s:%d", shown, real_port);
-}
-
-/* The name of an already-bound socket, for logs. */
-static char *describe(int fd, int *family)
-{
-    struct sockaddr_storage ss;
-    socklen_t len = sizeof ss;
-    char host[INET6_ADDRSTRLEN] = "?", *name = malloc(sizeof host + 128);
-    memset(&ss, 0, sizeof ss);
-    getsockname(fd, (struct sockaddr *)&ss, &len);
-    *family = ss.ss_family;
-    if (ss.ss_family == AF_UNIX) {
-        snprintf(name, sizeof host + 128, "unix:%s", ((struct sockaddr_un *)&ss)->sun_path);
-    } else if (ss.ss_family == AF_INET6) {
-        inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
-        snprintf(name, sizeof host + 128, "http://[%s]:%d", host,
-                 ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-    } else {
-        inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
-        snprintf(name, sizeof host + 128, "http://%s:%d", host,
-                 ntohs(((struct sockaddr_in *)&ss)->sin_port));
-    }
-    return name;
+    l->name = describe(fd, &l->family);   /* the real port, e.g. for port 0 */
 }
 
 /* systemd socket activation (sd_listen_fds semantics): LISTEN_PID names
@@ -306,16 +306,9 @@ int srv_listeners_prepare_environ(void)
         srv_listener *l = &listeners[i];
         char host[INET6_ADDRSTRLEN] = "localhost", port[16] = "";
         if (l->family != AF_UNIX) {
-            struct sockaddr_storage ss;
-            socklen_t len = sizeof ss;
-            getsockname(l->fd, (struct sockaddr *)&ss, &len);
-            if (ss.ss_family == AF_INET6) {
-                inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, host, sizeof host);
-                snprintf(port, sizeof port, "%d", ntohs(((struct sockaddr_in6 *)&ss)->sin6_port));
-            } else {
-                inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, host, sizeof host);
-                snprintf(port, sizeof port, "%d", ntohs(((struct sockaddr_in *)&ss)->sin_port));
-            }
+            int p, family;
+            sock_address(l->fd, host, sizeof host, &p, &family);
+            snprintf(port, sizeof port, "%d", p);
         }
         l->environ_template = srv_wsgi_environ_template(l, host, port);
         if (l->environ_template == NULL)
