@@ -14,6 +14,7 @@ import urllib.request
 
 import gevent
 import greenlet
+import requests   # imported here, not in the handler: an import blocks the loop
 
 STATE = os.environ.get("SRV_TEST_STATE", "/tmp")
 local = threading.local()
@@ -59,7 +60,6 @@ def app(environ, start_response):
             return _json(start_response, {"status": r.status, "body": r.read().decode()})
 
     if path == "/requests":
-        import requests
         r = requests.get(q["url"], timeout=10)
         return _json(start_response, {"status": r.status_code, "body": r.text})
 
