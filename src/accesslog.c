@@ -195,19 +195,39 @@ void srv_access_log_flush(void)
     out.len = 0;
 }
 
-/* Appends text, escaping what could forge or break a line. */
+static inline int needs_escape(unsigned char ch)
+{
+    return ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\';
+}
+
+/* Appends text, escaping what could forge or break a line; runs of plain
+ * bytes are copied in one go. */
 static void put_escaped(const char *s, size_t n)
 {
+    static const char hex[] = "0123456789abcdef";
+    size_t run = 0;
     for (size_t i = 0; i < n; i++) {
         unsigned char ch = (unsigned char)s[i];
-        if (ch < 0x20 || ch == 0x7f || ch == '"' || ch == '\\') {
-            char esc[8];
-            snprintf(esc, sizeof esc, "\\x%02x", ch);
-            srv_buf_append(&out, esc, 4);
-        } else {
-            srv_buf_append(&out, s + i, 1);
-        }
+        if (!needs_escape(ch))
+            continue;
+        srv_buf_append(&out, s + run, i - run);
+        char esc[4] = {'\\', 'x', hex[ch >> 4], hex[ch & 15]};
+        srv_buf_append(&out, esc, 4);
+        run = i + 1;
     }
+    srv_buf_append(&out, s + run, n - run);
+}
+
+/* Appends a decimal number without printf. */
+static void put_u64(unsigned long long v)
+{
+    char buf[24];
+    size_t i = sizeof buf;
+    do {
+        buf[--i] = (char)('0' + v % 10);
+        v /= 10;
+    } while (v);
+    srv_buf_append(&out, buf + i, sizeof buf - i);
 }
 
 /* The latin-1 bytes of environ[key], or NULL. */
@@ -252,6 +272,7 @@ void srv_access_log_write(const srv_access_entry *e)
     char num[64];
     int n;
     PyObject *env = e->environ;
+    srv_buf_reserve(&out, 512);
     for (int i = 0; i < nitems; i++) {
         const item *it = &items[i];
         switch (it->kind) {
@@ -267,29 +288,23 @@ void srv_access_log_write(const srv_access_entry *e)
             put_env(env, k_protocol, 1);
             break;
         case IT_STATUS:
-            n = snprintf(num, sizeof num, "%d", e->status);
-            srv_buf_append(&out, num, (size_t)n);
+            put_u64((unsigned)e->status);
             break;
         case IT_BYTES_CLF:
         case IT_BYTES:
-            if (e->body_bytes == 0 && it->kind == IT_BYTES_CLF) {
+            if (e->body_bytes == 0 && it->kind == IT_BYTES_CLF)
                 srv_buf_append(&out, "-", 1);
-            } else {
-                n = snprintf(num, sizeof num, "%llu", (unsigned long long)e->body_bytes);
-                srv_buf_append(&out, num, (size_t)n);
-            }
+            else
+                put_u64(e->body_bytes);
             break;
         case IT_MICROS:
-            n = snprintf(num, sizeof num, "%lld", (long long)(e->seconds * 1e6));
-            srv_buf_append(&out, num, (size_t)n);
+            put_u64((unsigned long long)(e->seconds * 1e6));
             break;
         case IT_SECONDS:
-            n = snprintf(num, sizeof num, "%lld", (long long)e->seconds);
-            srv_buf_append(&out, num, (size_t)n);
+            put_u64((unsigned long long)e->seconds);
             break;
         case IT_PID:
-            n = snprintf(num, sizeof num, "%d", (int)getpid());
-            srv_buf_append(&out, num, (size_t)n);
+            put_u64((unsigned long long)getpid());
             break;
         case IT_METHOD: put_env(env, k_method, 1); break;
         case IT_PATH: {

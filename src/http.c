@@ -342,25 +342,33 @@ static void eol_reset(srv_request *req)
  * the head; returns -1 at a bare LF or a fold. */
 static int check_line_endings(srv_request *req, const char *p, size_t n)
 {
-    for (size_t i = 0; i < n && !req->eol_done; i++) {
-        char ch = p[i];
-        if ((ch == ' ' || ch == '\t') && req->eol_line_empty && req->eol_seen_line)
-            return -1;   /* a header line that starts with whitespace */
-        if (ch == '\n') {
-            if (!req->eol_prev_cr)
-                return -1;
-            if (req->eol_line_empty && req->eol_seen_line)
-                req->eol_done = 1;   /* the empty line: the body may follow */
-            if (!req->eol_line_empty)
-                req->eol_seen_line = 1;
-            req->eol_line_empty = 1;
-            req->eol_prev_cr = 0;
-        } else if (ch == '\r') {
-            req->eol_prev_cr = 1;
-        } else {
-            req->eol_prev_cr = 0;
-            req->eol_line_empty = 0;
+    size_t i = 0;
+    while (i < n && !req->eol_done) {
+        /* At the start of a line: whitespace there is a fold. */
+        if (req->eol_line_empty && !req->eol_prev_cr && req->eol_seen_line
+            && (p[i] == ' ' || p[i] == '\t'))
+            return -1;
+        const char *lf = memchr(p + i, '\n', n - i);
+        if (lf == NULL) {
+            /* The line goes on in the next read. */
+            for (size_t k = i; k < n && req->eol_line_empty; k++)
+                if (p[k] != '\r')
+                    req->eol_line_empty = 0;
+            req->eol_prev_cr = p[n - 1] == '\r';
+            return 0;
         }
+        size_t j = (size_t)(lf - p);
+        int cr = j > i ? p[j - 1] == '\r' : req->eol_prev_cr;
+        if (!cr)
+            return -1;   /* a bare LF */
+        int empty = req->eol_line_empty && (j - i <= 1);
+        if (empty && req->eol_seen_line)
+            req->eol_done = 1;   /* the empty line: the body may follow */
+        if (!empty)
+            req->eol_seen_line = 1;
+        req->eol_line_empty = 1;
+        req->eol_prev_cr = 0;
+        i = j + 1;
     }
     return 0;
 }
