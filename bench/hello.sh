@@ -68,8 +68,12 @@ sys.exit("server not listening after 10s")
 PYEOF
 }
 
-cpu_ticks() {  # utime+stime of PID (fields 14 and 15; comm may contain spaces)
-    sed 's/^.*) //' "/proc/$1/stat" | awk '{print $12 + $13}'
+cpu_ticks() {  # utime+stime of PID and its children (srv's master forks the workers)
+    t=0
+    for p in $1 $(cat "/proc/$1/task/$1/children" 2>/dev/null); do
+        t=$((t + $(sed 's/^.*) //' "/proc/$p/stat" | awk '{print $12 + $13}')))
+    done
+    echo $t
 }
 
 # bench NAME PID PORT -> sets RPS, REQS, CPU_US
