@@ -109,13 +109,3 @@ void srv_buf_release(srv_buf *b)
     b->data = NULL;
     b->len = b->cap = 0;
 }
-
-void srv_buf_trim_pool(size_t keep)
-{
-    while (pool_len > keep) {
-        block *b = pool;
-        pool = b->next;
-        pool_len--;
-        free(b);
-    }
-}

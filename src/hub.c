@@ -48,8 +48,6 @@ static srv_worker *starting;        /* handed to the next new worker's run() */
 static int stopping;
 static ev_timer trim_timer;
 
-int srv_hub_workers_total(void) { return nworkers; }
-int srv_hub_workers_idle(void) { return nidle; }
 
 int srv_hub_exiting(void)
 {

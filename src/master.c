@@ -290,7 +290,7 @@ static void begin_stop(int sig)
         signal_worker(&procs[i], sig == SIGQUIT ? SIGQUIT : SIGTERM);
 }
 
-static void handle(int sig, const char *argv0)
+static void handle(int sig)
 {
     switch (sig) {
     case SIGTERM:
@@ -328,7 +328,6 @@ static void handle(int sig, const char *argv0)
     default:
         break;
     }
-    (void)argv0;
 }
 
 static void write_pidfile(void)
@@ -372,7 +371,7 @@ int srv_master_run(int argc, char **argv)
         siginfo_t info;
         int sig = sigtimedwait(&handled, &info, &tick);
         if (sig > 0 && sig != SIGCHLD)
-            handle(sig, argv0);
+            handle(sig);
         reap();
         check_heartbeats();
     }

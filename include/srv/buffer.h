@@ -37,7 +37,4 @@ void srv_buf_consume(srv_buf *b, size_t n);
 /* Gives the memory back (to the free list when it is a standard block). */
 void srv_buf_release(srv_buf *b);
 
-/* Frees the free list; for shutdown and idle trimming. */
-void srv_buf_trim_pool(size_t keep);
-
 #endif

@@ -76,8 +76,5 @@ void srv_hub_throw(PyGreenlet *g, PyObject *exc_type);
 /* Stops all parked workers and throws GreenletExit into busy ones. */
 void srv_hub_shutdown(void);
 
-/* Figures for tests and logs. */
-int srv_hub_workers_total(void);
-int srv_hub_workers_idle(void);
 
 #endif
