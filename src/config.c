@@ -23,6 +23,7 @@ srv_config srv_cfg = {
     .backlog = 2048,
     .server_header = 1,
     .max_body = (uint64_t)1 << 30,
+    .ws_max_message = (uint64_t)1 << 20,
     .max_header_size = 65536,
     .max_uri = 8192,
     .max_headers = 100,
@@ -82,6 +83,8 @@ static const char usage[] =
 "                          '%h %l %u %t \"%r\" %>s %b \"%{Referer}i\"\n"
 "                          \"%{User-Agent}i\"')\n"
 "  --max-body BYTES        largest request body, else 413 (default 1073741824)\n"
+"  --ws-max-message BYTES  largest WebSocket message, else close 1009\n"
+"                          (default 1048576)\n"
 "  --max-header-size BYTES largest request head, else 431 (default 65536)\n"
 "  --max-headers N         most request header fields, else 431 (default 100)\n"
 "  --max-uri BYTES         longest request target, else 414 (default 8192)\n"
@@ -100,6 +103,9 @@ static const char usage[] =
 "  --request-timeout SECONDS\n"
 "                          raise srv.RequestTimeout in a request that runs\n"
 "                          longer; the client gets a 504 (default 0: off)\n"
+"  --metrics-bind ADDR     serve Prometheus metrics (GET /metrics) on ADDR, from\n"
+"                          the master, never on the app's port; same forms as\n"
+"                          --bind (default: off)\n"
 "  --no-server-header      do not send \"Server: srv\"\n"
 "  --log-level LEVEL       debug, info, warning or error (default info)\n"
 "  --version               print the version and exit\n"
@@ -146,13 +152,13 @@ static void push(const char ***list, int *n, const char *value)
 }
 
 enum {
-    OPT_APP = 256, OPT_CHDIR, OPT_PYTHONPATH, OPT_BACKLOG, OPT_MAX_BODY,
+    OPT_APP = 256, OPT_CHDIR, OPT_PYTHONPATH, OPT_BACKLOG, OPT_MAX_BODY, OPT_WS_MAX_MESSAGE,
     OPT_MAX_HEADER_SIZE, OPT_MAX_HEADERS, OPT_MAX_URI, OPT_KEEPALIVE,
     OPT_HEADER_TIMEOUT, OPT_IO_TIMEOUT, OPT_GRACEFUL_TIMEOUT,
     OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION, OPT_MODE, OPT_NO_MONKEY_PATCH,
     OPT_REQUEST_TIMEOUT, OPT_TIMEOUT, OPT_MAX_REQUESTS, OPT_MAX_REQUESTS_JITTER, OPT_PID,
     OPT_MAX_CONNECTIONS, OPT_UMASK, OPT_REUSE_PORT, OPT_ERROR_LOG, OPT_ACCESS_LOG,
-    OPT_ACCESS_LOG_FORMAT, OPT_FORWARDED_ALLOW_IPS, OPT_PROXY_PROTOCOL,
+    OPT_ACCESS_LOG_FORMAT, OPT_FORWARDED_ALLOW_IPS, OPT_PROXY_PROTOCOL, OPT_METRICS_BIND,
 };
 
 static const struct option options[] = {
@@ -162,6 +168,7 @@ static const struct option options[] = {
     {"pythonpath", required_argument, NULL, OPT_PYTHONPATH},
     {"backlog", required_argument, NULL, OPT_BACKLOG},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
+    {"ws-max-message", required_argument, NULL, OPT_WS_MAX_MESSAGE},
     {"max-header-size", required_argument, NULL, OPT_MAX_HEADER_SIZE},
     {"max-headers", required_argument, NULL, OPT_MAX_HEADERS},
     {"max-uri", required_argument, NULL, OPT_MAX_URI},
@@ -184,6 +191,7 @@ static const struct option options[] = {
     {"access-log-format", required_argument, NULL, OPT_ACCESS_LOG_FORMAT},
     {"forwarded-allow-ips", required_argument, NULL, OPT_FORWARDED_ALLOW_IPS},
     {"proxy-protocol", no_argument, NULL, OPT_PROXY_PROTOCOL},
+    {"metrics-bind", required_argument, NULL, OPT_METRICS_BIND},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"no-monkey-patch", no_argument, NULL, OPT_NO_MONKEY_PATCH},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
@@ -204,6 +212,9 @@ void srv_config_parse(int argc, char **argv)
         case OPT_CHDIR: srv_cfg.chdir = optarg; break;
         case OPT_PYTHONPATH: push(&srv_cfg.pythonpath, &srv_cfg.npythonpath, optarg); break;
         case OPT_BACKLOG: srv_cfg.backlog = (int)parse_int("--backlog", optarg, 1, INT_MAX); break;
+        case OPT_WS_MAX_MESSAGE:
+            srv_cfg.ws_max_message = (uint64_t)parse_int("--ws-max-message", optarg, 1, 1LL << 40);
+            break;
         case OPT_MAX_BODY:
             srv_cfg.max_body = (uint64_t)parse_int("--max-body", optarg, 0, LLONG_MAX);
             break;
@@ -268,6 +279,7 @@ void srv_config_parse(int argc, char **argv)
         case OPT_ACCESS_LOG_FORMAT: srv_cfg.access_log_format = optarg; break;
         case OPT_FORWARDED_ALLOW_IPS: srv_cfg.forwarded_allow_ips = optarg; break;
         case OPT_PROXY_PROTOCOL: srv_cfg.proxy_protocol = 1; break;
+        case OPT_METRICS_BIND: srv_cfg.metrics_bind = optarg; break;
         case OPT_REQUEST_TIMEOUT:
             srv_cfg.request_timeout = parse_seconds("--request-timeout", optarg);
             break;

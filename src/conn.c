@@ -21,8 +21,10 @@
 #include "srv/config.h"
 #include "srv/log.h"
 #include "srv/loop.h"
+#include "srv/metrics.h"
 #include "srv/proxy.h"
 #include "srv/wsgi.h"
+#include "srv/ws.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -68,6 +70,8 @@ static double deadline(const srv_conn *c)
         return c->last_active + srv_cfg.keepalive_timeout;
     case SRV_CONN_LINGER:
         return c->last_active + LINGER_SECONDS;
+    case SRV_CONN_WS:
+        return srv_ws_deadline(c);
     default:
         return 0;
     }
@@ -86,6 +90,11 @@ static void arm_timer(srv_conn *c)
         c->timer.repeat = left;
         ev_timer_again(srv_loop, &c->timer);
     }
+}
+
+void srv_conn_arm_timer(srv_conn *c)
+{
+    arm_timer(c);
 }
 
 srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer,
@@ -127,6 +136,7 @@ srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer
         conns->prev = c;
     conns = c;
     nconns++;
+    srv_my_metrics->connections++;
 
     ev_io_start(srv_loop, &c->rio);
     arm_timer(c);
@@ -135,6 +145,7 @@ srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer
 
 void srv_conn_close(srv_conn *c)
 {
+    srv_ws_detach(c);
     ev_io_stop(srv_loop, &c->rio);
     ev_io_stop(srv_loop, &c->wio);
     ev_timer_stop(srv_loop, &c->timer);
@@ -158,6 +169,7 @@ void srv_conn_close(srv_conn *c)
     if (c->next)
         c->next->prev = c->prev;
     nconns--;
+    srv_my_metrics->connections--;
 
     if (nfree_conns < CONN_POOL_MAX) {
         c->next = free_conns;
@@ -217,6 +229,7 @@ ssize_t srv_conn_read_more(srv_conn *c)
         ssize_t n = recv(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len, 0);
         if (n > 0) {
             c->rbuf.len += (size_t)n;
+            srv_my_metrics->received_bytes += (uint64_t)n;
             c->last_active = ev_now(srv_loop);
             return n;
         }
@@ -246,6 +259,7 @@ int srv_conn_writev(srv_conn *c, struct iovec *iov, int iovcnt)
         ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
         if (n >= 0) {
             c->last_active = ev_now(srv_loop);
+            srv_my_metrics->sent_bytes += (uint64_t)n;
             size_t left = (size_t)n;
             while (iovcnt > 0 && left >= iov->iov_len) {
                 left -= iov->iov_len;
@@ -280,6 +294,7 @@ int srv_conn_sendfile(srv_conn *c, int fd, off_t offset, size_t count)
         if (n > 0) {
             c->last_active = ev_now(srv_loop);
             count -= (size_t)n;
+            srv_my_metrics->sent_bytes += (uint64_t)n;
             sent_any = 1;
             continue;
         }
@@ -323,6 +338,7 @@ static void linger_read(srv_conn *c)
         ssize_t n = recv(c->fd, scratch, sizeof scratch, 0);
         if (n > 0) {
             c->linger_bytes += (size_t)n;
+            srv_my_metrics->received_bytes += (uint64_t)n;
             if (c->linger_bytes > LINGER_MAX_BYTES)
                 break;
             continue;
@@ -339,7 +355,9 @@ static void linger_read(srv_conn *c)
 void srv_conn_release(srv_conn *c, int keep_alive)
 {
     if (!keep_alive || c->broken || c->peer_closed) {
-        if (c->broken || c->peer_closed || (c->req.message_done && c->rpos >= c->rbuf.len))
+        if (c->linger_on_release && !c->broken && !c->peer_closed)
+            linger(c);
+        else if (c->broken || c->peer_closed || (c->req.message_done && c->rpos >= c->rbuf.len))
             srv_conn_close(c);
         else
             linger(c);
@@ -356,11 +374,14 @@ void srv_conn_fail(srv_conn *c)
     char buf[512];
     int status = c->req.error_status ? c->req.error_status : 400;
     srv_debug("fd %d: %d: %s", c->fd, status, c->req.error_reason ? c->req.error_reason : "bad request");
+    srv_metrics_request_refused(status);
     size_t n = srv_http_error_response(buf, sizeof buf, status, 0, ev_now(srv_loop));
     ssize_t w;
     do {
         w = send(c->fd, buf, n, MSG_NOSIGNAL);
     } while (w < 0 && errno == EINTR);
+    if (w > 0)
+        srv_my_metrics->sent_bytes += (uint64_t)w;
     if (w != (ssize_t)n) {
         srv_conn_close(c);
         return;
@@ -380,6 +401,7 @@ static void read_head(srv_conn *c)
         ssize_t n = recv(c->fd, c->rbuf.data + c->rbuf.len, room, 0);
         if (n > 0) {
             c->rbuf.len += (size_t)n;
+            srv_my_metrics->received_bytes += (uint64_t)n;
             c->last_active = ev_now(srv_loop);
             if (!c->req.head_live)
                 c->head_start = c->last_active;   /* a new head begins */
@@ -433,6 +455,10 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         srv_hub_resume(g);
         return;
     }
+    if (c->state == SRV_CONN_WS) {
+        srv_ws_io(c, w == &c->wio ? EV_WRITE : EV_READ);
+        return;
+    }
     if (w == &c->wio) {
         ev_io_stop(loop, w);
         return;
@@ -469,6 +495,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         srv_hub_resume(g);
         return;
     }
+    if (c->state == SRV_CONN_WS) {
+        srv_ws_timed_out(c);
+        return;
+    }
     if (c->state == SRV_CONN_READING && c->req.head_live) {
         c->req.error_status = 408;
         c->req.error_reason = "request head timed out";
@@ -488,6 +518,8 @@ int srv_conn_close_idle(double min_idle)
         srv_conn *next = c->next;
         if (c->state == SRV_CONN_READING && !c->req.head_live && now - c->last_active >= min_idle)
             srv_conn_close(c);
+        else if (c->state == SRV_CONN_WS)
+            srv_ws_going_away(c);   /* close 1001; the app's receive() returns None */
         c = next;
     }
     return nconns;

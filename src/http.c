@@ -219,6 +219,7 @@ static int on_headers_complete(llhttp_t *p)
         return -1;
     }
     req->http_minor = p->http_minor;
+    req->method_id = p->method;
     req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     req->chunked = (p->flags & F_CHUNKED) ? 1 : 0;
     /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means close afterwards. */
@@ -236,6 +237,7 @@ static int on_headers_complete(llhttp_t *p)
     }
     if (req->chunked)
         req->has_body = 1;
+    req->upgrade = p->upgrade && p->method != HTTP_CONNECT;
     req->headers_done = 1;
     return 0;
 }
@@ -323,6 +325,7 @@ void srv_request_next(srv_request *req)
     req->headers_done = 0;
     req->message_done = 0;
     req->head_live = 0;
+    req->upgrade = 0;
     req->body_pos = 0;
     srv_buf_release(&req->body);   /* back to the pool */
 }

@@ -19,6 +19,7 @@
 #include "srv/conn.h"
 #include "srv/hub.h"
 #include "srv/log.h"
+#include "srv/metrics.h"
 #include "srv/wsgi.h"
 
 #define TRIM_INTERVAL 10.0
@@ -97,6 +98,16 @@ static void idle_remove(srv_worker *w)
     }
 }
 
+/* Switches to the loop greenlet until someone switches back. */
+static int switch_to_loop(void)
+{
+    PyObject *r = PyGreenlet_Switch(loop_greenlet, NULL, NULL);
+    if (r == NULL)
+        return -1;
+    Py_DECREF(r);
+    return 0;
+}
+
 static PyObject *worker_run(PyObject *unused, PyObject *args)
 {
     srv_worker *w = starting;
@@ -109,7 +120,7 @@ static PyObject *worker_run(PyObject *unused, PyObject *args)
         if (w->exit || stopping)
             break;
         idle_push(w);
-        if (srv_hub_wait() < 0) {
+        if (switch_to_loop() < 0) {   /* parked: not counted as suspended */
             idle_remove(w);
             if (PyErr_ExceptionMatches(PyExc_GreenletExit))
                 PyErr_Clear();
@@ -137,6 +148,7 @@ static void reap(void)
         workers[w->index]->index = w->index;
         Py_DECREF(w->g);
         free(w);
+        srv_my_metrics->greenlets_pooled = nworkers;
     }
 }
 
@@ -169,6 +181,7 @@ static srv_worker *worker_new(void)
     }
     w->index = nworkers;
     workers[nworkers++] = w;
+    srv_my_metrics->greenlets_pooled = nworkers;
     return w;
 }
 
@@ -194,11 +207,10 @@ void srv_hub_dispatch(srv_conn *c)
 
 int srv_hub_wait(void)
 {
-    PyObject *r = PyGreenlet_Switch(loop_greenlet, NULL, NULL);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
+    srv_my_metrics->greenlets_suspended++;
+    int rc = switch_to_loop();
+    srv_my_metrics->greenlets_suspended--;
+    return rc;
 }
 
 void srv_hub_resume(PyGreenlet *g)

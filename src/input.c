@@ -81,6 +81,8 @@ gone:
 
 static PyObject *take(srv_request *req, size_t n)
 {
+    if (n == 0)
+        return PyBytes_FromStringAndSize("", 0);   /* body.data may be NULL */
     PyObject *b = PyBytes_FromStringAndSize(req->body.data + req->body_pos, (Py_ssize_t)n);
     if (b == NULL)
         return NULL;
@@ -129,7 +131,7 @@ static PyObject *readline(InputObject *self, Py_ssize_t limit)
     size_t scanned = 0;
     for (;;) {
         size_t n = avail(req);
-        const char *p = req->body.data + req->body_pos;
+        const char *p = n ? req->body.data + req->body_pos : NULL;
         const char *nl = n > scanned ? memchr(p + scanned, '\n', n - scanned) : NULL;
         if (nl) {
             size_t len = (size_t)(nl - p) + 1;

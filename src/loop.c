@@ -19,6 +19,7 @@
 #include "srv/conn.h"
 #include "srv/hub.h"
 #include "srv/log.h"
+#include "srv/metrics.h"
 #include "srv/wsgi.h"
 
 #include <arpa/inet.h>
@@ -155,74 +156,92 @@ static char *describe(int fd, int *family)
     return name;
 }
 
-static void bind_unix(const char *addr, const char *path)
+/* Binds a unix socket and listens; `flag` names the option in errors. */
+static int open_unix(const char *flag, const char *addr, const char *path)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
     if (strlen(path) == 0 || strlen(path) >= sizeof sun.sun_path)
-        srv_die_usage("--bind %s: bad unix socket path", addr);
+        srv_die_usage("%s %s: bad unix socket path", flag, addr);
     strcpy(sun.sun_path, path);
     int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        srv_die_usage("--bind %s: %s", addr, strerror(errno));
+        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
     /* Replace a stale socket file, but never a live socket or another file. */
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
-            srv_die_usage("--bind %s: %s exists and is not a socket", addr, path);
+            srv_die_usage("%s %s: %s exists and is not a socket", flag, addr, path);
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
         if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0)
-            srv_die_usage("--bind %s: address already in use", addr);
+            srv_die_usage("%s %s: address already in use", flag, addr);
         if (probe >= 0)
             close(probe);
         unlink(path);
     }
     if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0)
-        srv_die_usage("--bind %s: %s", addr, strerror(errno));
+        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
     if (listen(fd, srv_cfg.backlog) < 0)
-        srv_die_usage("--bind %s: %s", addr, strerror(errno));
-    srv_listener *l = add_listener();
-    l->fd = fd;
-    l->family = AF_UNIX;
-    l->unix_path = strdup(path);
-    l->name = describe(fd, &l->family);
+        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
+    return fd;
 }
 
-static void bind_tcp(const char *addr)
+/* Binds a TCP socket, and listens unless `reuse_port` (then the master only
+ * holds the port: each worker listens on a socket of its own, see
+ * srv_listeners_reuse_port).  `flag` names the option in errors. */
+static int open_tcp(const char *flag, const char *addr, int reuse_port)
 {
     char host[256], port[16];
     if (split_host_port(addr, host, sizeof host, port, sizeof port) < 0)
-        srv_die_usage("--bind %s: expected HOST:PORT, :PORT, [IPV6]:PORT or unix:PATH", addr);
+        srv_die_usage("%s %s: expected HOST:PORT, :PORT, [IPV6]:PORT or unix:PATH", flag, addr);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
     struct addrinfo *res;
     int rc = getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res);
     if (rc != 0)
-        srv_die_usage("--bind %s: %s", addr, gai_strerror(rc));
+        srv_die_usage("%s %s: %s", flag, addr, gai_strerror(rc));
     int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        srv_die_usage("--bind %s: %s", addr, strerror(errno));
+        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    if (srv_cfg.reuse_port)
+    if (reuse_port)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
         int err = errno;
-        srv_die_usage("--bind %s: %s", addr,
+        srv_die_usage("%s %s: %s", flag, addr,
                       err == EADDRINUSE ? "address already in use" : strerror(err));
     }
-    /* With --reuse-port the master only holds the port: each worker listens
-     * on a socket of its own (srv_listeners_reuse_port). */
-    if (!srv_cfg.reuse_port && listen(fd, srv_cfg.backlog) < 0)
-        srv_die_usage("--bind %s: %s", addr, strerror(errno));
-    srv_listener *l = add_listener();
-    l->fd = fd;
-    l->family = res->ai_family;
-    l->reuse_port = srv_cfg.reuse_port;
     freeaddrinfo(res);
+    if (!reuse_port && listen(fd, srv_cfg.backlog) < 0)
+        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
+    return fd;
+}
 
-    l->name = describe(fd, &l->family);   /* the real port, e.g. for port 0 */
+static void bind_unix(const char *addr, const char *path)
+{
+    srv_listener *l = add_listener();
+    l->fd = open_unix("--bind", addr, path);
+    l->unix_path = strdup(path);
+    l->name = describe(l->fd, &l->family);
+}
+
+static void bind_tcp(const char *addr)
+{
+    srv_listener *l = add_listener();
+    l->fd = open_tcp("--bind", addr, srv_cfg.reuse_port);
+    l->reuse_port = srv_cfg.reuse_port;
+    l->name = describe(l->fd, &l->family);   /* the real port, e.g. for port 0 */
+}
+
+int srv_listen_address(const char *flag, const char *addr, char **name)
+{
+    int fd = strncmp(addr, "unix:", 5) == 0 ? open_unix(flag, addr, addr + 5)
+                                            : open_tcp(flag, addr, 0);
+    int family;
+    *name = describe(fd, &family);
+    return fd;
 }
 
 /* systemd socket activation (sd_listen_fds semantics): LISTEN_PID names
@@ -335,6 +354,7 @@ static void accept_cb(struct ev_loop *loop, ev_io *w, int revents)
         }
         if (l->family == AF_UNIX)
             peer.ss_family = AF_UNIX;
+        srv_my_metrics->connections_accepted++;
         srv_conn_accepted(l, fd, (struct sockaddr *)&peer, len);
         if (srv_conn_count() >= srv_cfg.max_connections) {
             /* Full: the rest wait in the backlog until a connection closes. */

@@ -2,8 +2,9 @@
  * main.c - the srv command.
  *
  * Parses the flags, applies the process-wide ones (umask, error log), binds
- * every listening socket (so that a busy port is a usage error before any
- * app code runs) and hands over to the master, which forks the workers.
+ * every listening socket, --metrics-bind's too (so that a busy port is a
+ * usage error before any app code runs) and hands over to the master, which
+ * forks the workers.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -15,6 +16,7 @@
 #include "srv/config.h"
 #include "srv/loop.h"
 #include "srv/master.h"
+#include "srv/metrics.h"
 
 /* --error-log FILE: srv's log, tracebacks and wsgi.errors all go to fd 2,
  * so pointing fd 2 at the file moves all of them.  Done after binding, so
@@ -42,6 +44,7 @@ int main(int argc, char **argv)
     if (srv_cfg.umask >= 0)
         umask((mode_t)srv_cfg.umask);
     srv_listen_all();
+    srv_metrics_listen();
     open_error_log();
     return srv_master_run(argc, argv);
 }

@@ -1,17 +1,21 @@
 /*
  * master.c - the pre-fork master.
  *
- * The master is a plain C process with no interpreter and no event loop.
- * It keeps every signal it handles blocked and takes them one at a time
- * with sigtimedwait(), waking at least once a second to reap children,
- * check heartbeats and keep the number of workers at its target.  That
- * makes every transition (a death, a reload, a stop) happen in one place,
- * in order, with no async-signal-safety concerns.
+ * The master is a plain C process with no interpreter and no event loop
+ * library.  It keeps every signal it handles blocked and reads them from a
+ * signalfd, in one poll() with the --metrics-bind endpoint's sockets
+ * (metrics.c: non-blocking, a few clients, each with a deadline, so a slow
+ * scrape never delays a signal), waking at least every TICK_MS to reap
+ * children, check heartbeats and keep the number of workers at its target.
+ * That makes every transition (a death, a reload, a stop) happen in one
+ * place, in order, with no async-signal-safety concerns.
  *
  * Workers are forked with the listening sockets already bound, unblock the
  * signals, and run srv_worker_run().  Each has a slot in a shared anonymous
- * mapping where it writes a heartbeat every second and sets `ready` once its
- * app is loaded and its loop runs.
+ * mapping where it writes a heartbeat every second, sets `ready` once its
+ * app is loaded and its loop runs, and counts its metrics.  When a worker is
+ * reaped its counters are added to `retired` and its slot's are zeroed, so
+ * that the sums a scrape reports never go backwards.
  *
  * Generations: SIGHUP starts a new generation of workers (each imports the
  * app afresh) and only once all of them are ready sends SIGTERM to the old
@@ -24,16 +28,19 @@
 #include "srv/config.h"
 #include "srv/log.h"
 #include "srv/loop.h"
+#include "srv/metrics.h"
 #include "srv/worker.h"
 
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/signalfd.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -41,6 +48,7 @@
 #define MAX_SLOTS 1024
 #define BACKOFF_MAX 30.0
 #define QUICK_DEATH 5.0        /* a worker dying sooner than this is crashing */
+#define TICK_MS 200            /* the longest the master sleeps */
 
 typedef struct worker_proc {
     pid_t pid;
@@ -67,6 +75,9 @@ static double next_spawn_at;
 static int crash_streak;
 static int exit_status;
 static sigset_t handled;
+static int sigfd = -1;         /* the handled signals, readable */
+static srv_metrics retired;    /* counters of the workers that exited */
+static uint64_t worker_restarts;
 
 double srv_monotonic(void)
 {
@@ -102,7 +113,10 @@ static void spawn(const char *argv0)
         /* The worker: its own signal handling, and it dies with the master. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
         srv_my_slot = &slots[slot];
+        srv_my_metrics = &slots[slot].metrics;
         srv_listeners_own_paths = 0;
+        close(sigfd);
+        srv_metrics_forget();
         srv_my_slot->pid = getpid();
         srv_my_slot->beat = srv_monotonic();
         srv_loop_catch_early_signals();
@@ -142,8 +156,11 @@ static int count_generation(int gen, int ready_only)
 
 static void forget(int i)
 {
-    slots[procs[i].slot].pid = 0;
-    slots[procs[i].slot].ready = 0;
+    srv_slot *s = &slots[procs[i].slot];
+    srv_metrics_add_counters(&retired, &s->metrics);
+    memset((void *)&s->metrics, 0, sizeof s->metrics);
+    s->pid = 0;
+    s->ready = 0;
     procs[i] = procs[--nprocs];
 }
 
@@ -188,6 +205,7 @@ static void reap(void)
             }
             continue;
         }
+        worker_restarts++;   /* it stopped unasked: a replacement is due */
         if (code == 0) {
             srv_info("worker %d retired", pid);   /* --max-requests */
             crash_streak = 0;
@@ -242,6 +260,7 @@ static void maintain(const char *argv0)
             if (!ever_ready) {
                 ever_ready = 1;
                 srv_listeners_announce();
+                srv_metrics_announce();
             }
         }
     if (stopping) {
@@ -350,6 +369,48 @@ void srv_master_block_signals(void)
     sigprocmask(SIG_BLOCK, &handled, NULL);
 }
 
+/* Handles every signal the signalfd holds. */
+static void take_signals(void)
+{
+    struct signalfd_siginfo si[16];
+    ssize_t n;
+    while ((n = read(sigfd, si, sizeof si)) > 0)
+        for (size_t i = 0; i < (size_t)n / sizeof si[0]; i++)
+            if (si[i].ssi_signo != SIGCHLD)
+                handle((int)si[i].ssi_signo);
+}
+
+/* Sleeps until a signal, a metrics client's socket, a client's deadline or
+ * the tick, and deals with the signals and clients. */
+static void wait_for_events(void)
+{
+    struct pollfd fds[1 + SRV_METRICS_POLL_FDS];
+    int timeout_ms = TICK_MS;
+    fds[0] = (struct pollfd){sigfd, POLLIN, 0};
+    int n = srv_metrics_poll_fds(fds + 1, SRV_METRICS_POLL_FDS, &timeout_ms);
+    if (poll(fds, (nfds_t)(1 + n), timeout_ms) < 0 && errno != EINTR) {
+        srv_error("poll: %s", strerror(errno));
+        usleep(TICK_MS * 1000);
+        return;
+    }
+    if (fds[0].revents)
+        take_signals();
+    srv_metrics_serve(fds + 1, n);
+}
+
+void srv_master_snapshot(srv_metrics_snapshot *s)
+{
+    memset(s, 0, sizeof *s);
+    srv_metrics_add_counters(&s->sum, &retired);
+    for (int i = 0; i < nprocs; i++) {
+        const srv_metrics *m = &slots[procs[i].slot].metrics;
+        srv_metrics_add_counters(&s->sum, m);
+        srv_metrics_add_gauges(&s->sum, m);
+    }
+    s->worker_restarts = worker_restarts;
+    s->workers = nprocs;
+}
+
 int srv_master_run(int argc, char **argv)
 {
     const char *argv0 = argv[0];
@@ -359,6 +420,9 @@ int srv_master_run(int argc, char **argv)
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);
     if (slots == MAP_FAILED)
         srv_die_usage("cannot map the worker slots: %s", strerror(errno));
+    sigfd = signalfd(-1, &handled, SFD_NONBLOCK | SFD_CLOEXEC);
+    if (sigfd < 0)
+        srv_die_usage("signalfd: %s", strerror(errno));
     target = srv_cfg.workers;
     write_pidfile();
     srv_debug("master %d: starting %d worker(s)", (int)getpid(), target);
@@ -367,15 +431,13 @@ int srv_master_run(int argc, char **argv)
         maintain(argv0);
         if (stopping && nprocs == 0)
             break;
-        struct timespec tick = {0, 200 * 1000 * 1000};
-        siginfo_t info;
-        int sig = sigtimedwait(&handled, &info, &tick);
-        if (sig > 0 && sig != SIGCHLD)
-            handle(sig);
+        wait_for_events();
         reap();
         check_heartbeats();
     }
     srv_listeners_close();
+    srv_metrics_close();
+    close(sigfd);
     if (srv_cfg.pidfile)
         unlink(srv_cfg.pidfile);
     if (ever_ready)

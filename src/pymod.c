@@ -10,6 +10,7 @@
  */
 #include "srv/pymod.h"
 #include "srv/hub.h"
+#include "srv/ws.h"
 
 #include <math.h>
 #include <stdlib.h>
@@ -77,6 +78,8 @@ static PyObject *init_srv_module(void)
     if (m == NULL)
         return NULL;
     if (PyModule_AddStringConstant(m, "__version__", SRV_VERSION) < 0)
+        goto fail;
+    if (srv_ws_add_to_module(m) < 0)
         goto fail;
     if (srv_RequestTimeout == NULL) {
         srv_RequestTimeout = PyErr_NewExceptionWithDoc(

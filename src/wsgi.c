@@ -35,9 +35,11 @@
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/master.h"
+#include "srv/metrics.h"
 #include "srv/proxy.h"
 #include "srv/pymod.h"
 #include "srv/worker.h"
+#include "srv/ws.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -298,7 +300,7 @@ static int apply_forwarding(PyObject *env, const forwarded_info *f)
 
 static PyObject *method_str(srv_request *req, const char *base)
 {
-    unsigned m = llhttp_get_method(&req->parser);
+    unsigned m = req->method_id;
     if (m < 64 && method_names[m]) {
         Py_INCREF(method_names[m]);
         return method_names[m];
@@ -663,7 +665,7 @@ static int finish_head(srv_conn *c, int at_end, size_t total)
     srv_response *r = c->resp;
     char line[64];
     int code = r->status_code;
-    r->no_body = (code < 200 || code == 204 || code == 304 || c->req.parser.method == HTTP_HEAD);
+    r->no_body = (code < 200 || code == 204 || code == 304 || c->req.method_id == HTTP_HEAD);
     if (r->content_length < 0 && !(code < 200 || code == 204 || code == 304)) {
         int64_t len = r->known_length >= 0 ? r->known_length : (at_end ? (int64_t)total : -1);
         if (len >= 0) {
@@ -755,6 +757,10 @@ static PyObject *write_callable(PyObject *self, PyObject *data)
     srv_conn *c = ((StartResponseObject *)self)->conn;
     if (c == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "write() called after the request ended");
+        return NULL;
+    }
+    if (c->state == SRV_CONN_WS) {
+        PyErr_SetString(PyExc_RuntimeError, "write() on an open WebSocket: use its send()");
         return NULL;
     }
     if (!PyBytes_Check(data)) {
@@ -881,6 +887,19 @@ static int close_result(PyObject *result)
     return 0;
 }
 
+/* Iterates a result whose bytes are not sent (a WebSocket request's). */
+static int discard_result(PyObject *result)
+{
+    PyObject *it = PyObject_GetIter(result);
+    if (it == NULL)
+        return -1;
+    PyObject *item;
+    while ((item = PyIter_Next(it)) != NULL)
+        Py_DECREF(item);
+    Py_DECREF(it);
+    return PyErr_Occurred() ? -1 : 0;
+}
+
 /* Sends an error status in place of a response whose head has not gone. */
 static void send_error_status(srv_conn *c, int status)
 {
@@ -894,6 +913,8 @@ static void send_error_status(srv_conn *c, int status)
     struct iovec iov = {buf, n};
     c->resp->headers_sent = 1;
     c->resp->status_sent = status;
+    if (status == c->req.error_status)
+        srv_metrics_parse_error(status);   /* a bad body: 400 or 413 */
     if (srv_conn_writev(c, &iov, 1) < 0)
         c->broken = 1;
 }
@@ -1004,6 +1025,7 @@ static int handle_request(srv_conn *c)
     int killed = 0, failed = 0;
     PyObject *result = NULL;
     double started = srv_access_log_enabled ? srv_monotonic() : 0;
+    double metrics_began = srv_metrics_request_begin();
     PyObject *environ = build_environ(c);
     srv_http_release_head(&c->req);
     /* Nothing left to parse: give the read buffer back while the app runs,
@@ -1027,17 +1049,38 @@ static int handle_request(srv_conn *c)
     sr->conn = c;
     sr->vectorcall = start_response_vectorcall;
     r->start_response = (PyObject *)sr;
+    if (c->req.upgrade) {
+        int offer = srv_ws_offer(c, environ, app);
+        if (offer == -1)
+            goto respond;   /* srv refused the handshake itself */
+        if (offer == -2) {
+            srv_log_pyerr("cannot set up the WebSocket");
+            failed = 1;
+            goto respond;
+        }
+    }
     deadline_start(r);
 
     PyObject *argv[2] = {environ, (PyObject *)sr};
     result = PyObject_Vectorcall(app, argv, 2, NULL);
     if (!srv_access_log_enabled)
         Py_CLEAR(environ);
+    if (c->ws) {
+        int took = srv_ws_end(c, result == NULL);
+        if (took != 0) {
+            /* The response was the WebSocket.  Like gevent-websocket, run
+             * the iterable through and discard it. */
+            if (took < 0 || result == NULL || discard_result(result) < 0)
+                failed = 1;
+            goto finished;
+        }
+    }
     if (result == NULL) {
         failed = 1;
     } else if (send_result(c, result) < 0) {
         failed = PyErr_Occurred() != NULL;
     }
+finished:
     if (failed) {
         if ((killed = srv_hub_exiting()))
             PyErr_Clear();
@@ -1075,6 +1118,7 @@ respond:
         srv_access_log_write(&e);
         Py_CLEAR(environ);
     }
+    srv_metrics_request_end(r->status_sent, metrics_began);
     int keep = keep_alive_after(c) && !killed;
     if (keep && !c->req.message_done)
         keep = drain_body(c);

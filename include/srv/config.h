@@ -26,6 +26,7 @@ typedef struct srv_config {
     int backlog;
     int server_header;           /* send "Server: srv" */
     uint64_t max_body;           /* 413 above this */
+    uint64_t ws_max_message;     /* WebSocket close 1009 above this */
     size_t max_header_size;      /* 431 above this */
     size_t max_uri;              /* 414 above this */
     int max_headers;             /* 431 above this many */
@@ -50,6 +51,7 @@ typedef struct srv_config {
     int proxy_protocol;
     int mode;                    /* enum srv_mode */
     int monkey_patch;            /* gevent mode: patch_all() first */
+    const char *metrics_bind;    /* NULL: no Prometheus endpoint */
 } srv_config;
 
 extern srv_config srv_cfg;

@@ -30,6 +30,7 @@ enum srv_conn_state {
     SRV_CONN_READING,   /* loop: waiting for or parsing a request head */
     SRV_CONN_BUSY,      /* a worker owns it */
     SRV_CONN_LINGER,    /* loop: response sent, discarding input, then close */
+    SRV_CONN_WS,        /* an open WebSocket: the loop does its I/O (ws.c) */
 };
 
 typedef struct srv_conn {
@@ -49,6 +50,7 @@ typedef struct srv_conn {
     unsigned peer_closed:1;      /* EOF read */
     unsigned broken:1;           /* a write or read failed: do not reuse */
     unsigned proxy_seen:1;       /* --proxy-protocol: the header was read */
+    unsigned linger_on_release:1;/* read until the client closes before closing */
     unsigned requests_served;
     size_t linger_bytes;         /* discarded while lingering */
     PyObject *remote_addr;       /* str, owned; made on first use */
@@ -56,6 +58,7 @@ typedef struct srv_conn {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     struct srv_response *resp;   /* heap-allocated, owned; see wsgi.c */
+    PyObject *ws;                /* owned: the request's WebSocket, if any (ws.c) */
     struct srv_conn *next;       /* list of all connections */
     struct srv_conn *prev;
 } srv_conn;
@@ -86,6 +89,9 @@ void srv_conn_fail(srv_conn *c);
 
 /* Closes at once and frees. */
 void srv_conn_close(srv_conn *c);
+
+/* Re-arms the idle timer after the state's deadline may have moved closer. */
+void srv_conn_arm_timer(srv_conn *c);
 
 /* Makes room for a read and compacts the buffer. */
 int srv_conn_prepare_read(srv_conn *c);

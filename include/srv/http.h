@@ -47,7 +47,10 @@ typedef struct srv_request {
     unsigned expect_continue:1;
     unsigned chunked:1;
     unsigned has_body:1;
+    unsigned upgrade:1;       /* the head asked for an Upgrade (see ws.c) */
     uint8_t http_minor;
+    uint8_t method_id;        /* llhttp_method_t; kept here because an
+                                 upgrade resets the parser */
     /* Line-ending check of the head (llhttp 8.1 takes a bare LF). */
     unsigned eol_prev_cr:1;
     unsigned eol_line_empty:1;

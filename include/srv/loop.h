@@ -25,6 +25,11 @@ typedef struct srv_listener {
 /* Binds every configured address.  Exits SRV_EXIT_USAGE on failure. */
 void srv_listen_all(void);
 
+/* Binds and listens on one address in --bind's syntax for another flag
+ * (--metrics-bind): returns the non-blocking socket, and in *name (malloc'd)
+ * its address for logs.  Exits SRV_EXIT_USAGE, naming `flag`, on failure. */
+int srv_listen_address(const char *flag, const char *addr, char **name);
+
 /* Fills each listener's environ template (needs Python and wsgi ready). */
 int srv_listeners_prepare_environ(void);
 

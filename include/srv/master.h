@@ -8,24 +8,29 @@
  * the signals users send: TERM/INT (graceful stop), QUIT (immediate), HUP
  * (graceful reload with a fresh import), TTIN/TTOU (one worker more/fewer).
  * The master runs no Python.  Workers report through a slot in memory
- * shared with the master: their heartbeat, readiness and request count.
+ * shared with the master: their heartbeat, readiness, request count and
+ * metrics, which the master serves on --metrics-bind.
  */
 #ifndef SRV_MASTER_H
 #define SRV_MASTER_H
 
 #include <sys/types.h>
 
+#include "srv/metrics.h"
+
+/* Cache-line aligned, so that workers never write to the same line. */
 typedef struct srv_slot {
     volatile pid_t pid;
     volatile double beat;               /* CLOCK_MONOTONIC seconds */
     volatile int ready;                 /* the app is loaded and the loop runs */
     volatile unsigned long requests;
-} srv_slot;
+    srv_metrics metrics;                /* srv_my_metrics in the worker */
+} __attribute__((aligned(64))) srv_slot;
 
 /* The calling worker's slot (NULL in the master). */
 extern srv_slot *srv_my_slot;
 
-/* Blocks the signals the master takes with sigtimedwait(); first thing in
+/* Blocks the signals the master takes from its signalfd; first thing in
  * main, so that a signal during start-up waits for the master. */
 void srv_master_block_signals(void);
 
@@ -34,5 +39,9 @@ int srv_master_run(int argc, char **argv);
 
 /* In a worker: the current CLOCK_MONOTONIC time, for heartbeats. */
 double srv_monotonic(void);
+
+/* In the master: the workers' figures summed for a scrape (counters of live
+ * and exited workers, gauges of live ones), with the master's own. */
+void srv_master_snapshot(srv_metrics_snapshot *s);
 
 #endif

@@ -6,7 +6,9 @@
  * srv has answered and closed.  So the bytes go through the real read path,
  * llhttp, the limits, environ building, wsgi.input (the app reads the body
  * in lines and blocks), start_response and the response writer, in the same
- * greenlets as in production.  Only the listener is fake.
+ * greenlets as in production.  Only the listener is fake.  An input that
+ * opens a WebSocket goes on into ws.c's frame reader: the app echoes every
+ * message, and closes early on /wsclose.
  *
  * Build: make fuzz (clang, -fsanitize=fuzzer,address,undefined); the seed
  * corpus is tests/fuzz/corpus.
@@ -31,6 +33,21 @@
 
 static const char app_src[] =
     "def app(environ, start_response):\n"
+    "    ws = environ.get('wsgi.websocket')\n"
+    "    if ws is not None:\n"
+    "        if environ['PATH_INFO'] == '/wsreject':\n"
+    "            start_response('403 Forbidden', [])\n"
+    "            return [b'no']\n"
+    "        while True:\n"
+    "            m = ws.receive()\n"
+    "            if m is None:\n"
+    "                return []\n"
+    "            try:\n"
+    "                ws.send(m)\n"
+    "            except OSError:\n"
+    "                pass\n"
+    "            if environ['PATH_INFO'] == '/wsclose':\n"
+    "                ws.close(1000, 'bye')\n"
     "    inp = environ['wsgi.input']\n"
     "    n = 0\n"
     "    try:\n"
@@ -52,6 +69,7 @@ static struct ev_loop *loop;
 int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     srv_cfg.max_body = 1 << 20;
+    srv_cfg.ws_max_message = 1 << 16;
     srv_cfg.io_timeout = 1;
     srv_cfg.header_timeout = 1;
     srv_pymod_register();
