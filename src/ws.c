@@ -89,6 +89,7 @@ typedef struct {
     unsigned local_close:1;        /* the app or the server closed: no more messages */
     unsigned eof_given:1;          /* receive() has returned None once */
     unsigned paused:1;             /* reading stopped: the queue is full */
+    unsigned out_paused:1;         /* reading stopped: the client does not read our pongs */
     unsigned shut:1;               /* our side of the TCP connection is shut */
     /* The frame being read. */
     unsigned in_frame:1;
@@ -294,6 +295,13 @@ static int flush_out(WebSocketObject *ws)
     out_reset(ws);
     if (ev_is_active(&c->wio))
         ev_io_stop(srv_loop, &c->wio);
+    if (ws->out_paused) {
+        ws->out_paused = 0;
+        if (!ws->read_done && !ws->paused) {
+            ev_io_start(srv_loop, &c->rio);
+            ev_feed_event(srv_loop, &c->rio, EV_READ);
+        }
+    }
     shut_if_done(ws);
     if (ws->nwriters)
         start_kick(ws);   /* someone may wait for all of it to be written */
@@ -686,6 +694,13 @@ static void read_input(WebSocketObject *ws)
     if (c->rpos < c->rbuf.len)
         parse_input(ws);   /* bytes that came with the handshake */
     while (!ws->read_done && !ws->paused && ws->conn) {
+        if (pending(ws) > WRITE_HIGH) {
+            /* Pings from a client that reads nothing would queue pongs
+             * without end: read no more until it catches up. */
+            ws->out_paused = 1;
+            ev_io_stop(srv_loop, &c->rio);
+            break;
+        }
         if (srv_conn_prepare_read(c) < 0) {
             fail_io(ws);
             return;
@@ -838,7 +853,7 @@ void srv_ws_io(srv_conn *c, int revents)
     Py_INCREF(ws);
     if (revents & EV_WRITE)
         flush_out(ws);
-    if ((revents & EV_READ) && ws->conn && !ws->read_done && !ws->paused)
+    if ((revents & EV_READ) && ws->conn && !ws->read_done && !ws->paused && !ws->out_paused)
         read_input(ws);
     wake_waiters(ws);   /* c may be gone after this */
     Py_DECREF(ws);
@@ -1170,7 +1185,7 @@ static PyObject *ws_receive(WebSocketObject *ws, PyObject *unused)
             ws->qbytes -= m->size + 64;
             PyObject *data = m->data;   /* the queue's reference, now the caller's */
             free(m);
-            if (ws->paused && ws->qhead == NULL && ws->conn && !ws->read_done) {
+            if (ws->paused && ws->qhead == NULL && ws->conn && !ws->read_done && !ws->out_paused) {
                 ws->paused = 0;
                 ev_io_start(srv_loop, &ws->conn->rio);
                 ev_feed_event(srv_loop, &ws->conn->rio, EV_READ);
@@ -1396,12 +1411,18 @@ static PyTypeObject WebSocketType = {
 };
 
 /* srv.WebSocketError derives from gevent-websocket's WebSocketError when
- * gevent mode is on and gevent-websocket is installed, so that apps written
- * for it catch srv's errors unchanged; else from OSError, as its does. */
+ * gevent-websocket is installed, so that apps written for it (its Resource
+ * class among them) catch srv's errors unchanged; else from OSError, as its
+ * does.  (Importing it imports gevent, without patching anything.) */
 static PyObject *error_base(void)
 {
-    PyObject *modules = PyImport_GetModuleDict();   /* borrowed */
-    if (PyDict_GetItemString(modules, "gevent") != NULL) {
+    PyObject *util = PyImport_ImportModule("importlib.util");
+    PyObject *spec = util ? PyObject_CallMethod(util, "find_spec", "s", "geventwebsocket") : NULL;
+    Py_XDECREF(util);
+    int installed = spec != NULL && spec != Py_None;
+    Py_XDECREF(spec);
+    PyErr_Clear();
+    if (installed) {
         PyObject *m = PyImport_ImportModule("geventwebsocket.exceptions");
         if (m) {
             PyObject *base = PyObject_GetAttrString(m, "WebSocketError");
