@@ -119,6 +119,7 @@ typedef struct {
 } WebSocketObject;
 
 static PyTypeObject WebSocketType;
+static void rebase_error_if_possible(void);
 
 /* ---- SHA-1 and base64, for Sec-WebSocket-Accept -------------------------- */
 
@@ -993,6 +994,7 @@ static int choose_protocol(WebSocketObject *ws, PyObject *app, PyObject *environ
 
 int srv_ws_offer(srv_conn *c, PyObject *environ, PyObject *app)
 {
+    rebase_error_if_possible();   /* the app may have imported gevent-websocket */
     Py_ssize_t n;
     const char *s = environ_str(environ, "REQUEST_METHOD", &n);
     if (s == NULL || strcmp(s, "GET") != 0 || c->req.has_body)
@@ -1065,6 +1067,7 @@ static int open_ws(WebSocketObject *ws)
     srv_response *r = c ? c->resp : NULL;
     if (c == NULL || ws->refused || (r->started && r->status_code != 101) || r->headers_sent) {
         ws->refused = 1;
+        rebase_error_if_possible();
         PyErr_SetString(WebSocketError,
                         "the app answered the upgrade request with a normal HTTP response");
         return -1;
@@ -1168,6 +1171,7 @@ int srv_ws_end(srv_conn *c, int failed)
 
 static int raise_closed(void)
 {
+    rebase_error_if_possible();
     PyErr_SetString(WebSocketError, "the WebSocket is closed");
     return -1;
 }
@@ -1410,19 +1414,19 @@ static PyTypeObject WebSocketType = {
     .tp_getset = ws_getset,
 };
 
-/* srv.WebSocketError derives from gevent-websocket's WebSocketError when
- * gevent-websocket is installed, so that apps written for it (its Resource
- * class among them) catch srv's errors unchanged; else from OSError, as its
- * does.  (Importing it imports gevent, without patching anything.) */
+/* srv.WebSocketError derives from gevent-websocket's WebSocketError, so
+ * that apps written for it (its Resource class among them) catch srv's
+ * errors unchanged.  In gevent mode it is imported at once.  In native mode
+ * importing it would import gevent, so the error starts from a private
+ * OSError subclass and is re-based the first time it is raised after the
+ * app has imported gevent-websocket itself.  (A Python-level subclass has
+ * the layout __bases__ assignment needs.) */
+static int rebase_pending;
+
 static PyObject *error_base(void)
 {
-    PyObject *util = PyImport_ImportModule("importlib.util");
-    PyObject *spec = util ? PyObject_CallMethod(util, "find_spec", "s", "geventwebsocket") : NULL;
-    Py_XDECREF(util);
-    int installed = spec != NULL && spec != Py_None;
-    Py_XDECREF(spec);
-    PyErr_Clear();
-    if (installed) {
+    PyObject *modules = PyImport_GetModuleDict();   /* borrowed */
+    if (PyDict_GetItemString(modules, "gevent") != NULL) {
         PyObject *m = PyImport_ImportModule("geventwebsocket.exceptions");
         if (m) {
             PyObject *base = PyObject_GetAttrString(m, "WebSocketError");
@@ -1433,8 +1437,24 @@ static PyObject *error_base(void)
         }
         PyErr_Clear();
     }
-    Py_INCREF(PyExc_OSError);
-    return PyExc_OSError;
+    rebase_pending = 1;
+    return PyErr_NewException("srv._WebSocketErrorBase", PyExc_OSError, NULL);
+}
+
+static void rebase_error_if_possible(void)
+{
+    if (!rebase_pending)
+        return;
+    PyObject *m = PyDict_GetItemString(PyImport_GetModuleDict(), "geventwebsocket.exceptions");
+    if (m == NULL)
+        return;
+    rebase_pending = 0;
+    PyObject *base = PyObject_GetAttrString(m, "WebSocketError");
+    PyObject *bases = base ? PyTuple_Pack(1, base) : NULL;
+    if (bases == NULL || PyObject_SetAttrString(WebSocketError, "__bases__", bases) < 0)
+        srv_log_pyerr("srv.WebSocketError cannot derive from gevent-websocket's");
+    Py_XDECREF(bases);
+    Py_XDECREF(base);
 }
 
 int srv_ws_add_to_module(PyObject *module)

@@ -1315,3 +1315,12 @@ def test_websocket_client_on_main_app(ws):
         assert w.recv() == b"\x01" * 70000
     finally:
         w.close()
+
+
+def test_native_mode_imports_no_gevent(server_factory):
+    """srv.WebSocketError must not pull gevent (through gevent-websocket)
+    into a native-mode worker whose app never imports it."""
+    s = server_factory("modules_app:app", "--mode", "native")
+    status, _, body = s.get("/")
+    assert status == 200
+    assert json.loads(body) == []

@@ -52,6 +52,11 @@ try:
 except ImportError:  # served by gevent-websocket's own server
     srv = None
 
+# Like any app written for gevent-websocket.  In native mode srv does not
+# import it itself (that would import gevent): srv.WebSocketError derives
+# from its WebSocketError once the app has.
+import geventwebsocket.exceptions  # noqa: E402,F401
+
 
 def _ws_error_class():
     if srv is not None and hasattr(srv, "WebSocketError"):
