@@ -6,7 +6,7 @@ PY    := /usr/bin/python3
 
 FUZZ_SECONDS ?= 1800
 
-.PHONY: all deps build run test test-asan test-valgrind fuzz-build fuzz fuzz-short bench install clean
+.PHONY: all deps build run test test-asan test-valgrind fuzz-build fuzz fuzz-short bench bench-ws bench-longpoll install clean
 
 all: build
 
@@ -53,6 +53,14 @@ test-valgrind: build
 
 bench: build
 	sh bench/hello.sh
+
+# WebSocket echo at 1,000 connections: srv (both modes), gevent-websocket, uwsgi.
+bench-ws: build
+	$(PY) bench/ws_echo.py --rounds 3
+
+# 10,000 long-polls waiting while normal requests are timed; RSS per 1,000.
+bench-longpoll: build
+	$(PY) bench/longpoll.py --peer
 
 install: build
 	cmake --install $(BUILD)
