@@ -786,12 +786,22 @@ BUG_UPGRADE = ("after a request with Connection: Upgrade + Upgrade (not honoured
 ok("upgrade_h2c", req("GET / HTTP/1.1", "Connection: Upgrade, HTTP2-Settings",
                       "Upgrade: h2c", "HTTP2-Settings: AAMAAABkAAQAAP__"), family=F,
    bug=BUG_UPGRADE)
-ok("upgrade_websocket", req("GET / HTTP/1.1", "Connection: Upgrade", "Upgrade: websocket",
-                            "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-                            "Sec-WebSocket-Version: 13"), family=F, bug=BUG_UPGRADE)
-ok("upgrade_websocket_pipelined", req("GET / HTTP/1.1", "Connection: Upgrade",
-                                      "Upgrade: websocket") + req("GET /second HTTP/1.1"),
-   ("/", "/second"), family=F, more=[200], bug=BUG_UPGRADE)
+# srv performs WebSocket upgrades (ws.c).  An app that answers a valid
+# handshake with a normal response refuses it, and the connection closes:
+# what follows may be frames, never another request.
+WS_HEAD = ("Connection: Upgrade", "Upgrade: websocket",
+           "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version: 13")
+ok("upgrade_websocket", req("GET / HTTP/1.1", *WS_HEAD), family=F, expect_close=True,
+   note="a refused WebSocket handshake closes the connection")
+ok("upgrade_websocket_then_request", req("GET / HTTP/1.1", *WS_HEAD) + req("GET /smuggled HTTP/1.1"),
+   family=F, expect_close=True,
+   note="bytes after a WebSocket handshake are frames: never parsed as HTTP")
+add("upgrade_websocket_pipelined", req("GET / HTTP/1.1", "Connection: Upgrade",
+                                       "Upgrade: websocket") + req("GET /second HTTP/1.1"),
+    426, True, (), F, note="no Sec-WebSocket-Version: 426 before the app, then close")
+add("upgrade_websocket_bad_key", req("GET / HTTP/1.1", "Connection: Upgrade", "Upgrade: websocket",
+                                     "Sec-WebSocket-Key: short", "Sec-WebSocket-Version: 13")
+    + req("GET /smuggled HTTP/1.1"), 400, True, (), F)
 ok("upgrade_post_body", req("POST / HTTP/1.1", "Connection: Upgrade", "Upgrade: websocket",
                             "Content-Length: %d" % len(SMUG), body=SMUG), family=F,
    expect_body=SMUG, bug=BUG_UPGRADE)

@@ -521,3 +521,29 @@ def test_metrics_bind_errors_are_usage_errors():
             assert "--metrics-bind %s" % addr in lines[0] and words in lines[0], lines[0]
     p = run_srv(["--help"])
     assert p.returncode == 0 and "--metrics-bind ADDR" in p.stdout
+
+
+def test_websocket_figures(server_factory):
+    """An open WebSocket shows in the gauge; its messages in the counters;
+    the app waiting in receive() is a suspended greenlet."""
+    from wsclient import WSClient
+    mport = free_port()
+    s = server_factory("ws_app:app", "--metrics-bind", "127.0.0.1:%d" % mport)
+    s.mport = mport
+    c = WSClient.connect(s.host, s.port, "/echo")
+    try:
+        for text in ("one", "two", "three"):
+            c.send_text(text)
+            assert c.recv_data() == text
+        m = wait_metrics(s, lambda m: m("srv_websocket_messages_sent_total") == 3)
+        assert m("srv_websocket_connections") == 1
+        assert m("srv_websocket_messages_received_total") == 3
+        assert m("srv_websocket_messages_sent_total") == 3
+        assert m("srv_greenlets_suspended") >= 1   # the app, in receive()
+    finally:
+        c.close()
+    m = wait_metrics(s, lambda m: m("srv_websocket_connections") == 0)
+    assert m("srv_websocket_connections") == 0
+    assert m("srv_websocket_messages_received_total") == 3
+    m = wait_metrics(s, lambda m: m.status("1xx") == 1)
+    assert m.status("1xx") == 1   # the 101, counted when the session ends
