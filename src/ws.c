@@ -1076,11 +1076,13 @@ static int open_ws(WebSocketObject *ws)
                                 "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
     int rc = out_append(ws, start, sizeof start - 1) | out_append(ws, ws->accept, 28)
            | out_append(ws, "\r\n", 2);
-    if (ws->protocol) {
-        Py_ssize_t n;
-        const char *name = PyUnicode_AsUTF8AndSize(ws->protocol, &n);
+    Py_ssize_t n;
+    const char *name = ws->protocol ? PyUnicode_AsUTF8AndSize(ws->protocol, &n) : NULL;
+    if (name != NULL) {
         rc |= out_append(ws, "Sec-WebSocket-Protocol: ", 24) | out_append(ws, name, (size_t)n)
             | out_append(ws, "\r\n", 2);
+    } else {
+        PyErr_Clear();   /* no subprotocol, or one UTF-8 cannot carry */
     }
     if (r->started)
         rc |= append_app_headers(ws, &r->head);
