@@ -27,6 +27,8 @@ import pytest
 from conftest import raw_request, wait_for
 
 SLOW = 3.0 if os.environ.get("SRV_SANITIZED") else 1.0
+# ASan keeps freed memory in quarantine: RSS says nothing about reuse there.
+RSS_MEANINGFUL = not os.environ.get("SRV_SANITIZED")
 HAVE_GEVENT = importlib.util.find_spec("gevent") is not None
 needs_gevent = pytest.mark.skipif(not HAVE_GEVENT, reason="gevent not installed")
 
@@ -352,7 +354,8 @@ def test_clients_that_leave_while_their_handler_waits(gsrv):
         rss = gsrv.rss_kib()
         print("[gevent] worker RSS %d KiB at the start, %d KiB after round %d of %d "
               "abandoned waits" % (rss_base, rss, rnd + 1, 2 * n))
-    assert rss < rss_base + 8 * 1024, (rss_base, rss)
+    if RSS_MEANINGFUL:
+        assert rss < rss_base + 8 * 1024, (rss_base, rss)
     assert "Traceback" not in gsrv.stderr_text(), gsrv.stderr_text()[-3000:]
 
 
