@@ -63,6 +63,7 @@
 #define WRITE_HIGH (64 * 1024)    /* send() waits above this many pending bytes */
 #define WRITE_LOW (16 * 1024)     /* ... until the buffer drains below this */
 #define MSG_KEEP (64 * 1024)      /* a bigger reassembly buffer is freed after its message */
+#define CLOSE_REPLY_WAIT 5.0      /* how long messages read before a close may hold its reply */
 
 static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
@@ -91,6 +92,9 @@ typedef struct {
     unsigned paused:1;             /* reading stopped: the queue is full */
     unsigned out_paused:1;         /* reading stopped: the client does not read our pongs */
     unsigned shut:1;               /* our side of the TCP connection is shut */
+    unsigned close_pending:1;      /* their close is in, our reply waits for the app */
+    int close_code;                /* the code our reply carries */
+    double close_at;               /* when their close came in */
     /* The frame being read. */
     unsigned in_frame:1;
     uint8_t frame_op;
@@ -378,6 +382,7 @@ static int send_close(WebSocketObject *ws, int code, const char *reason, size_t 
 {
     if (ws->close_sent)
         return 0;
+    ws->close_pending = 0;   /* this close is the reply, if one was due */
     uint8_t payload[125];
     size_t n = 0;
     if (code > 0) {
@@ -532,9 +537,29 @@ static void control_complete(WebSocketObject *ws)
         }
     }
     ws->close_received = ws->read_done = 1;
+    ws->close_code = code ? code : 1000;
     if (ws->conn)
         ev_io_stop(srv_loop, &ws->conn->rio);
-    send_close(ws, code ? code : 1000, "", 0);
+    if (ws->qhead && !ws->local_close && ws->conn) {
+        /* Messages sent before the close wait for the app, which may still
+         * answer them: our close goes out once it has read them all (or
+         * returns, or CLOSE_REPLY_WAIT passes), as in gevent-websocket. */
+        ws->close_pending = 1;
+        ws->close_at = ev_now(srv_loop);
+        srv_conn_arm_timer(ws->conn);
+        return;
+    }
+    send_close(ws, ws->close_code, "", 0);
+    shut_if_done(ws);
+}
+
+/* Sends the close reply that waited for the app to read what came before. */
+static void reply_to_close(WebSocketObject *ws)
+{
+    if (!ws->close_pending)
+        return;
+    ws->close_pending = 0;
+    send_close(ws, ws->close_code, "", 0);
     shut_if_done(ws);
 }
 
@@ -863,14 +888,27 @@ void srv_ws_io(srv_conn *c, int revents)
 double srv_ws_deadline(const srv_conn *c)
 {
     const WebSocketObject *ws = (const WebSocketObject *)c->ws;
-    if (ws == NULL || pending(ws) == 0 || srv_cfg.io_timeout <= 0)
+    if (ws == NULL)
         return 0;
-    return ws->out_since + srv_cfg.io_timeout;
+    double when = 0;
+    if (pending(ws) > 0 && srv_cfg.io_timeout > 0)
+        when = ws->out_since + srv_cfg.io_timeout;
+    if (ws->close_pending && (when == 0 || ws->close_at + CLOSE_REPLY_WAIT < when))
+        when = ws->close_at + CLOSE_REPLY_WAIT;
+    return when;
 }
 
 void srv_ws_timed_out(srv_conn *c)
 {
     WebSocketObject *ws = (WebSocketObject *)c->ws;
+    if (ws->close_pending && ev_now(srv_loop) >= ws->close_at + CLOSE_REPLY_WAIT) {
+        /* The app left the messages before the close unread. */
+        ws->local_close = 1;
+        reply_to_close(ws);
+        start_kick(ws);
+        srv_conn_arm_timer(c);
+        return;
+    }
     srv_debug("fd %d: WebSocket client read nothing for %g s: closing", c->fd, srv_cfg.io_timeout);
     fail_io(ws);
 }
@@ -881,7 +919,10 @@ void srv_ws_going_away(srv_conn *c)
     if (ws == NULL || !ws->opened || ws->close_sent)
         return;
     ws->local_close = 1;
-    send_close(ws, 1001, "server shutting down", 20);
+    if (ws->close_pending)
+        reply_to_close(ws);
+    else
+        send_close(ws, 1001, "server shutting down", 20);
     start_kick(ws);
 }
 
@@ -1139,7 +1180,9 @@ int srv_ws_end(srv_conn *c, int failed)
     int rc = took;
     if (took) {
         Py_INCREF(ws);
-        if (ws->conn && !ws->failed)
+        if (ws->close_pending)
+            reply_to_close(ws);
+        else if (ws->conn && !ws->failed)
             send_close(ws, failed ? 1011 : 1000, "", 0);
         if (!exiting && wait_for_output(ws, 1) < 0) {
             if (srv_hub_exiting())
@@ -1199,6 +1242,7 @@ static PyObject *ws_receive(WebSocketObject *ws, PyObject *unused)
             return data;
         }
         if (ws->read_done || ws->local_close || ws->conn == NULL) {
+            reply_to_close(ws);   /* the app has read all that came before it */
             discard_queue(ws);
             if (ws->eof_given) {
                 raise_closed();

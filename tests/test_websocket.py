@@ -27,6 +27,7 @@ import time
 import pytest
 
 from conftest import APPS_DIR, PYTHON, Server, free_port, raw_request, wait_for
+import wsclient  # noqa: E402
 from wsclient import (OP_BINARY, OP_CLOSE, OP_CONT, OP_PING, OP_PONG, OP_TEXT,
                       ConnectionClosed, Reader, WSClient, accept_for, binary,
                       close_frame, close_payload, frame, handshake_request,
@@ -1324,3 +1325,21 @@ def test_native_mode_imports_no_gevent(server_factory):
     status, _, body = s.get("/")
     assert status == 200
     assert json.loads(body) == []
+
+
+def test_messages_sent_before_a_close_are_still_answered(ws):
+    """Messages and a close frame in one write: the app reads and answers
+    the messages first, and the close reply comes after the echoes (as
+    with gevent-websocket, which reads the close only when the app does)."""
+    c = connect(ws, "/echo")
+    c.send_raw(wsclient.text("one") + wsclient.binary(b"two" * 1000)
+               + wsclient.text("th", fin=False) + wsclient.frame(0x9, b"p")
+               + wsclient.frame(0x0, b"ree") + wsclient.close_frame(3001))
+    got = []
+    while True:
+        m = c.recv_message(timeout=10)
+        got.append((m.kind, m.data if m.kind != "close" else m.code))
+        if m.kind == "close":
+            break
+    assert got == [("text", "one"), ("binary", b"two" * 1000), ("text", "three"),
+                   ("close", 3001)], got

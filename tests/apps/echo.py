@@ -27,6 +27,11 @@ def describe(environ):
 
 
 def app(environ, start_response):
+    ws = environ.get("wsgi.websocket")
+    if ws is not None and environ["PATH_INFO"] == "/ws":
+        while (message := ws.receive()) is not None:   # echo (tests/valgrind)
+            ws.send(message)
+        return []
     env, types, present = describe(environ)
     qs = environ.get("QUERY_STRING", "")
     if "noread=1" in qs.split("&"):
