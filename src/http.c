@@ -445,11 +445,20 @@ void srv_http_shift(srv_request *req, uint32_t delta)
 
 size_t srv_http_error_response(char *buf, size_t size, int status, int keep_alive, double now)
 {
+    return srv_http_error_response_with(buf, size, status, keep_alive, now, "", NULL);
+}
+
+size_t srv_http_error_response_with(char *buf, size_t size, int status, int keep_alive,
+                                    double now, const char *extra_headers, const char *text)
+{
     size_t dlen;
     const char *date = srv_http_date_header(now, &dlen);
     const char *reason = srv_http_reason(status);
-    char body[128];
-    int blen = snprintf(body, sizeof body, "%d %s\n", status, reason);
+    char body[256];
+    int blen = text ? snprintf(body, sizeof body, "%s\n", text)
+                    : snprintf(body, sizeof body, "%d %s\n", status, reason);
+    if (blen < 0 || (size_t)blen >= sizeof body)
+        blen = (int)strlen(body);
     int n = snprintf(buf, size,
                      "HTTP/1.1 %d %s\r\n"
                      "%.*s"
@@ -457,11 +466,12 @@ size_t srv_http_error_response(char *buf, size_t size, int status, int keep_aliv
                      "Content-Type: text/plain; charset=utf-8\r\n"
                      "Content-Length: %d\r\n"
                      "%s"
+                     "%s"
                      "\r\n"
                      "%s",
                      status, reason, (int)dlen, date,
                      srv_cfg.server_header ? "Server: srv\r\n" : "",
-                     blen, keep_alive ? "" : "Connection: close\r\n", body);
+                     blen, extra_headers, keep_alive ? "" : "Connection: close\r\n", body);
     return n < 0 ? 0 : ((size_t)n < size ? (size_t)n : size - 1);
 }
 

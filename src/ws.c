@@ -251,7 +251,6 @@ static void fail_io(WebSocketObject *ws)
     srv_conn *c = ws->conn;
     ws->failed = ws->read_done = ws->close_sent = 1;
     out_reset(ws);
-    ws->out_len = ws->out_off = 0;
     if (c) {
         c->broken = 1;
         ev_io_stop(srv_loop, &c->rio);
@@ -950,7 +949,6 @@ void srv_ws_detach(srv_conn *c)
     ws->read_done = 1;
     ws->close_sent = 1;
     out_reset(ws);
-    ws->out_len = ws->out_off = 0;
     free(ws->msg);
     ws->msg = NULL;
     ws->msg_cap = ws->msg_len = 0;
@@ -993,16 +991,11 @@ static int has_token(const char *list, size_t n, const char *token)
 static int refuse_handshake(srv_conn *c, int status, const char *why)
 {
     char buf[768];
-    size_t dlen;
-    const char *date = srv_http_date_header(ev_now(srv_loop), &dlen);
-    int n = snprintf(buf, sizeof buf,
-                     "HTTP/1.1 %d %s\r\n%s%.*sContent-Type: text/plain; charset=utf-8\r\n"
-                     "Content-Length: %zu\r\n%sConnection: close\r\n\r\n%s\n",
-                     status, srv_http_reason(status),
-                     srv_cfg.server_header ? "Server: srv\r\n" : "", (int)dlen, date,
-                     strlen(why) + 1, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "", why);
+    size_t n = srv_http_error_response_with(buf, sizeof buf, status, 0, ev_now(srv_loop),
+                                            status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
+                                            why);
     srv_debug("fd %d: WebSocket handshake refused with %d: %s", c->fd, status, why);
-    struct iovec iov = {buf, (size_t)n};
+    struct iovec iov = {buf, n};
     c->resp->headers_sent = 1;
     c->resp->status_sent = status;
     c->resp->close = 1;

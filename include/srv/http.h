@@ -95,6 +95,11 @@ void srv_http_shift(srv_request *req, uint32_t delta);
 size_t srv_http_error_response(char *buf, size_t size, int status, int keep_alive,
                                double now);
 
+/* The same with more header lines (whole "Name: value\r\n" lines, or "")
+ * and a body of `text` plus a newline (NULL: "<status> <reason>"). */
+size_t srv_http_error_response_with(char *buf, size_t size, int status, int keep_alive,
+                                    double now, const char *extra_headers, const char *text);
+
 /* "Date: ...\r\n" for the current second, cached; `now` is epoch seconds. */
 const char *srv_http_date_header(double now, size_t *len);
 
