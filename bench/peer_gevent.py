@@ -2,7 +2,10 @@
 srv is compared with.
 
     /usr/bin/python3 bench/peer_gevent.py --port 8001 [--host 127.0.0.1]
-        [--app MODULE:CALLABLE] [--chdir DIR]
+        [--app MODULE:CALLABLE] [--chdir DIR] [--websocket]
+
+--websocket serves with gevent-websocket's WebSocketHandler (the peer of
+bench/ws_echo.py: srv's environ["wsgi.websocket"] has the same API).
 
 --app names the application like srv does; --chdir changes to DIR and puts
 it first on sys.path before the app is imported (default: examples/).
@@ -49,14 +52,21 @@ def main():
     ap.add_argument("--backlog", type=int, default=1024)
     ap.add_argument("--app", default="hello:app")
     ap.add_argument("--chdir", default=EXAMPLES)
+    ap.add_argument("--websocket", action="store_true",
+                    help="gevent-websocket's WebSocketHandler")
     a = ap.parse_args()
     app = load_app(a.app, a.chdir)
     listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     listener.bind((a.host, a.port))
     listener.listen(a.backlog)
-    server = NoDelayWSGIServer(listener, app, log=None)
-    sys.stderr.write("gevent.pywsgi listening on %s:%d\n" % (a.host, a.port))
+    extra = {}
+    if a.websocket:
+        from geventwebsocket.handler import WebSocketHandler
+        extra["handler_class"] = WebSocketHandler
+    server = NoDelayWSGIServer(listener, app, log=None, **extra)
+    sys.stderr.write("%s listening on %s:%d\n" % ("gevent-websocket" if a.websocket
+                                                  else "gevent.pywsgi", a.host, a.port))
     sys.stderr.flush()
     try:
         server.serve_forever()

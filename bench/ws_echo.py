@@ -21,7 +21,7 @@ Servers:
   srv               build/srv (or $SRV_BIN), 1 worker, gevent mode
   srv-native        the same with --mode native
   gevent-websocket  gevent.pywsgi + geventwebsocket's WebSocketHandler
-                    (bench/apps/ws_gevent_server.py); same app as srv
+                    (bench/peer_gevent.py --websocket); same app as srv
   uwsgi             uwsgi --gevent 1000 --http-socket, the app using
                     uwsgi.websocket_handshake/recv/send (ws_echo_uwsgi.py)
 
@@ -111,7 +111,7 @@ def srv_argv(mode):
 
 
 def gevent_ws_argv(port):
-    return [PY, os.path.join(APPS, "ws_gevent_server.py"), "--port", str(port),
+    return [PY, os.path.join(BENCH, "peer_gevent.py"), "--websocket", "--port", str(port),
             "--app", "ws_echo_app:app", "--chdir", APPS, "--backlog", "2048"]
 
 
