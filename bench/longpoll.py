@@ -49,11 +49,12 @@ import sys
 import tempfile
 import time
 
+from procstat import children, cpu_busy_s, free_port, proc_cpu_s, status_kib, tree_pids
+
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = os.path.join(REPO, "tests", "apps")
 RESULTS = os.path.join(REPO, "bench", "results")
 PY = "/usr/bin/python3"
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
 SERVER_CPU, CLIENT_CPU = 0, 1   # --cpus
 NICE = 0                        # --nice
@@ -81,47 +82,6 @@ def raise_nofile(need):
     return hard
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def status_kib(pid, key):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
-
-
-def children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(k) for k in f.read().split()]
-    except OSError:
-        return []
-
-
-def tree(pid):
-    out = [pid]
-    for k in children(pid):
-        out += tree(k)
-    return out
-
-
-def proc_cpu_s(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / CLK_TCK
-    except (OSError, IndexError, ValueError):
-        return 0.0
-
-
 def my_cpu_s():
     """utime+stime of this script and of the children it has waited for (wrk)."""
     me = resource.getrusage(resource.RUSAGE_SELF)
@@ -129,23 +89,13 @@ def my_cpu_s():
     return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
-def cpu_busy_s(cpu):
-    """user+nice+system+steal seconds of one CPU (irq/softirq left out)."""
-    with open("/proc/stat") as f:
-        for line in f:
-            if line.startswith("cpu%d " % cpu):
-                v = [int(x) for x in line.split()[1:]]
-                return (v[0] + v[1] + v[2] + v[7]) / CLK_TCK
-    return 0.0
-
-
 def others_busy_pct(seconds=1.0):
     """The busier of the two pinned CPUs over `seconds`, in %, while this
     script and the server sit idle: what other processes take."""
     cpus = (SERVER_CPU, CLIENT_CPU)
-    a = [cpu_busy_s(c) for c in cpus]
+    a = [cpu_busy_s("cpu%d" % c) for c in cpus]
     time.sleep(seconds)
-    return max((cpu_busy_s(c) - x) * 100 / seconds for c, x in zip(cpus, a))
+    return max((cpu_busy_s("cpu%d" % c) - x) * 100 / seconds for c, x in zip(cpus, a))
 
 
 def wait_quiet(limit_s, threshold=15.0):
@@ -256,7 +206,7 @@ def stop_server(proc):
         try:
             proc.wait(10)
         except subprocess.TimeoutExpired:
-            for p in reversed(tree(proc.pid)):
+            for p in reversed(tree_pids(proc.pid)):
                 try:
                     os.kill(p, signal.SIGKILL)
                 except OSError:
@@ -359,20 +309,20 @@ def wrk_latency(port, duration):
 def measure(port, proc, a):
     """The keep-alive client, then wrk; and how much of the server's CPU
     other processes took meanwhile."""
-    cpu_a, srv_a, t_a = cpu_busy_s(SERVER_CPU), sum(proc_cpu_s(p) for p in tree(proc.pid)), \
+    cpu_a, srv_a, t_a = cpu_busy_s("cpu%d" % SERVER_CPU), sum(proc_cpu_s(p) for p in tree_pids(proc.pid)), \
         time.monotonic()
-    ccpu_a, mine_a = cpu_busy_s(CLIENT_CPU), my_cpu_s()
+    ccpu_a, mine_a = cpu_busy_s("cpu%d" % CLIENT_CPU), my_cpu_s()
     m = {"loadavg_before": loadavg()}
     log("  keep-alive client: %d requests at %d/s" % (a.requests, a.rate))
     m["keepalive"] = keepalive_latency(port, a.requests, a.rate)
     log("  wrk -t1 -c10 -d%ds" % a.wrk_duration)
     m["wrk"] = wrk_latency(port, a.wrk_duration)
     wall = time.monotonic() - t_a
-    busy = cpu_busy_s(SERVER_CPU) - cpu_a
-    srv_cpu = sum(proc_cpu_s(p) for p in tree(proc.pid)) - srv_a
+    busy = cpu_busy_s("cpu%d" % SERVER_CPU) - cpu_a
+    srv_cpu = sum(proc_cpu_s(p) for p in tree_pids(proc.pid)) - srv_a
     m["server_cpu_pct"] = round(srv_cpu * 100 / wall, 1)
     m["cpu_other_pct"] = round(max(0.0, busy - srv_cpu) * 100 / wall, 1) if PIN else None
-    cbusy = cpu_busy_s(CLIENT_CPU) - ccpu_a
+    cbusy = cpu_busy_s("cpu%d" % CLIENT_CPU) - ccpu_a
     mine = my_cpu_s() - mine_a
     m["client_cpu_pct"] = round(mine * 100 / wall, 1)
     m["client_cpu_other_pct"] = round(max(0.0, cbusy - mine) * 100 / wall, 1) if PIN else None

@@ -39,13 +39,14 @@ import platform
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import urllib.request
+
+from procstat import CLK_TCK, cpu_busy_s, free_port, proc_cpu_s, status_kib, tree_pids
 
 PY = "/usr/bin/python3"
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -56,7 +57,6 @@ BUILD = os.path.join(BENCH, ".build")
 WSLOAD_SRC = os.path.join(BENCH, "wsload.c")
 WSLOAD = os.path.join(BUILD, "wsload")
 NOFILE = 20000
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 CONNECT_TIMEOUT = 10   # wsload -t
 ECHO_TIMEOUT = 5       # wsload -T
 
@@ -144,64 +144,12 @@ ORDER = ["srv", "srv-native", "gevent-websocket", "uwsgi"]
 # --------------------------------------------------------------- processes
 
 
-def tree_pids(root):
-    out, todo = [], [root]
-    while todo:
-        pid = todo.pop()
-        out.append(pid)
-        try:
-            tids = os.listdir("/proc/%d/task" % pid)
-        except OSError:
-            continue
-        for tid in tids:
-            try:
-                with open("/proc/%d/task/%s/children" % (pid, tid)) as f:
-                    todo.extend(int(c) for c in f.read().split())
-            except OSError:
-                pass
-    return out
-
-
-def proc_cpu_ticks(pid):
-    try:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except OSError:
-        return 0
-    return sum(int(x) for x in fields[11:15])  # utime stime cutime cstime
-
-
 def tree_cpu_s(root):
-    return sum(proc_cpu_ticks(p) for p in tree_pids(root)) / CLK_TCK
-
-
-def status_kib(pid, key):
-    try:
-        with open("/proc/%d/status" % pid) as f:
-            for line in f:
-                if line.startswith(key + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        pass
-    return 0
+    return sum(proc_cpu_s(p, reaped_children=True) for p in tree_pids(root))
 
 
 def tree_rss_kib(root):
     return sum(status_kib(p, "VmRSS") for p in tree_pids(root))
-
-
-def busy_s(cpu="cpu0"):
-    """user+nice+system+steal seconds of one CPU ("cpu0") or of all ("cpu"),
-    irq/softirq left out."""
-    try:
-        with open("/proc/stat") as f:
-            for line in f:
-                if line.startswith(cpu + " "):
-                    v = [int(x) for x in line.split()[1:]]
-                    return (v[0] + v[1] + v[2] + v[7]) / CLK_TCK
-    except (OSError, ValueError, IndexError):
-        pass
-    return None
 
 
 def cpu_breakdown():
@@ -233,9 +181,9 @@ def wait_quiet(max_wait, limit=0.10):
     t0 = time.monotonic()
     calm = 0
     while True:
-        b0 = busy_s("cpu")
+        b0 = cpu_busy_s("cpu")
         time.sleep(1.0)
-        b1 = busy_s("cpu")
+        b1 = cpu_busy_s("cpu")
         if b0 is None or b1 is None:
             return 0.0
         calm = calm + 1 if (b1 - b0) < limit else 0
@@ -286,14 +234,6 @@ def on_signal(signum, frame):
     stop_all()
     sys.stderr.write("ws_echo: interrupted (signal %d)\n" % signum)
     sys.exit(130)
-
-
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
 
 
 def wait_ready(proc, port, timeout=20.0):
@@ -429,7 +369,7 @@ def one_server(name, args, tmp, pin_srv, pin_load):
                     print("   (waited %.0f s for the machine to get quiet)" % waited,
                           flush=True)
             bound = CONNECT_TIMEOUT + args.warmup + args.duration + ECHO_TIMEOUT + 15
-            c0, b0, a0 = tree_cpu_s(proc.pid), busy_s("cpu0"), busy_s("cpu")
+            c0, b0, a0 = tree_cpu_s(proc.pid), cpu_busy_s("cpu0"), cpu_busy_s("cpu")
             s0, k0 = self_and_children_cpu_s()
             bd0 = cpu_breakdown()
             t0 = time.monotonic()
@@ -437,7 +377,7 @@ def one_server(name, args, tmp, pin_srv, pin_load):
                                          os.path.join(tmp, name + ".out"),
                                          sample_root=proc.pid)
             wall = time.monotonic() - t0
-            c1, b1, a1 = tree_cpu_s(proc.pid), busy_s("cpu0"), busy_s("cpu")
+            c1, b1, a1 = tree_cpu_s(proc.pid), cpu_busy_s("cpu0"), cpu_busy_s("cpu")
             s1, k1 = self_and_children_cpu_s()
             bd1 = cpu_breakdown()
             # per CPU over the whole wsload run, % of that CPU: loopback TCP
