@@ -16,10 +16,20 @@
  *
  * Limits are enforced in the callbacks, as the bytes arrive, so an oversized
  * head is refused before it is buffered whole.
+ *
+ * Two parts of a request are not llhttp's.  The request line is parsed by
+ * reqline.c (any token is a method, raw non-ASCII bytes in a target are
+ * taken, and each form of target is checked against its method); llhttp is
+ * then fed a stand-in line of the same version, so that it parses the
+ * header fields and the framing as always.  A chunked body is decoded by
+ * chunked.c (chunk extensions with whitespace and quoted values, a bound on
+ * them, and the fields a trailer must not carry): llhttp is told the message
+ * has no body, and the decoder takes the bytes after the head.
  */
 #include "srv/http.h"
 #include "srv/config.h"
 #include "srv/log.h"
+#include "srv/reqline.h"
 
 #include <Python.h>
 #include <stdio.h>
@@ -28,6 +38,11 @@
 #include <time.h>
 
 enum { CB_NONE, CB_FIELD, CB_VALUE };
+
+/* Bytes of chunk extensions (with the size) on one line: more get 400. */
+#define CHUNK_EXT_MAX 4096
+/* A method longer than this gets 501. */
+#define METHOD_MAX 64
 
 static llhttp_settings_t settings;
 static const char *reasons[600];
@@ -89,26 +104,6 @@ static int on_message_begin(llhttp_t *p)
     req->body_seen = 0;
     req->msg_start = UINT32_MAX;
     return 0;
-}
-
-static int on_method(llhttp_t *p, const char *at, size_t len)
-{
-    srv_request *req = req_of(p);
-    if (extend(req, &req->method, at, len))
-        return HPE_USER;
-    if (req->msg_start == UINT32_MAX)
-        req->msg_start = req->method.off;
-    return grow_head(req, len);
-}
-
-static int on_url(llhttp_t *p, const char *at, size_t len)
-{
-    srv_request *req = req_of(p);
-    if (extend(req, &req->url, at, len))
-        return HPE_USER;
-    if (req->url.len > srv_cfg.max_uri)
-        return fail(req, 414, "request target too long");
-    return grow_head(req, len);
 }
 
 static int on_header_field(llhttp_t *p, const char *at, size_t len)
@@ -174,6 +169,13 @@ static int codings_supported(const char *v, size_t n)
     return 1;
 }
 
+static size_t trimmed_len(const char *v, size_t n)
+{
+    while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
+        n--;
+    return n;
+}
+
 static int check_head(srv_request *req, int http_minor)
 {
     int hosts = 0;
@@ -183,6 +185,8 @@ static int check_head(srv_request *req, int http_minor)
         if (h->name.len == 0)
             return fail(req, 400, "empty header name");
         if (name_is(req, h, "transfer-encoding")) {
+            if (http_minor == 0)
+                return fail(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
             size_t n = h->value.len;
             while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
                 n--;
@@ -193,6 +197,8 @@ static int check_head(srv_request *req, int http_minor)
         } else if (name_is(req, h, "host")) {
             if (++hosts > 1)
                 return fail(req, 400, "more than one Host header");
+            if (!srv_host_valid(v, trimmed_len(v, h->value.len)))
+                return fail(req, 400, "invalid Host header");
         } else if (name_is(req, h, "expect")) {
             if (http_minor == 0)
                 continue;   /* RFC 9110: ignored for HTTP/1.0 */
@@ -205,6 +211,8 @@ static int check_head(srv_request *req, int http_minor)
                 return fail(req, 417, "unsupported expectation");
         }
     }
+    if (http_minor == 1 && hosts == 0)
+        return fail(req, 400, "HTTP/1.1 request without Host");
     return 0;
 }
 
@@ -219,7 +227,6 @@ static int on_headers_complete(llhttp_t *p)
         return -1;
     }
     req->http_minor = p->http_minor;
-    req->method_id = p->method;
     req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     req->chunked = (p->flags & F_CHUNKED) ? 1 : 0;
     /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means close afterwards. */
@@ -235,10 +242,16 @@ static int on_headers_complete(llhttp_t *p)
         }
         req->has_body = p->content_length > 0;
     }
-    if (req->chunked)
-        req->has_body = 1;
     req->upgrade = p->upgrade && p->method != HTTP_CONNECT;
     req->headers_done = 1;
+    if (req->chunked) {
+        /* The body is chunked.c's: llhttp sees a message without one. */
+        req->has_body = 1;
+        req->in_chunked = 1;
+        srv_chunked_init(&req->chunked_body, srv_cfg.max_body, CHUNK_EXT_MAX,
+                         srv_cfg.max_header_size, (unsigned)srv_cfg.max_headers);
+        return 1;
+    }
     return 0;
 }
 
@@ -255,7 +268,9 @@ static int on_body(llhttp_t *p, const char *at, size_t len)
 
 static int on_message_complete(llhttp_t *p)
 {
-    req_of(p)->message_done = 1;
+    srv_request *req = req_of(p);
+    if (!req->in_chunked)
+        req->message_done = 1;   /* else it ends with the decoder */
     return HPE_PAUSED;
 }
 
@@ -287,8 +302,6 @@ void srv_http_init(void)
 {
     llhttp_settings_init(&settings);
     settings.on_message_begin = on_message_begin;
-    settings.on_method = on_method;
-    settings.on_url = on_url;
     settings.on_header_field = on_header_field;
     settings.on_header_value = on_header_value;
     settings.on_headers_complete = on_headers_complete;
@@ -322,6 +335,8 @@ void srv_request_free(srv_request *req)
 void srv_request_next(srv_request *req)
 {
     eol_reset(req);
+    req->line_done = 0;
+    req->in_chunked = 0;
     req->headers_done = 0;
     req->message_done = 0;
     req->head_live = 0;
@@ -376,13 +391,10 @@ static int check_line_endings(srv_request *req, const char *p, size_t n)
     return 0;
 }
 
-int srv_http_feed(srv_request *req, srv_buf *rbuf, size_t *pos)
+/* Feeds rbuf[*pos..] to llhttp: header fields, and a Content-Length body. */
+static int feed_llhttp(srv_request *req, srv_buf *rbuf, size_t *pos)
 {
-    if (*pos >= rbuf->len || req->message_done)
-        return SRV_PARSE_MORE;
-    int head_was_done = req->headers_done;
     const char *start = rbuf->data + *pos;
-    req->base = rbuf->data;
     if (!req->eol_done && check_line_endings(req, start, rbuf->len - *pos) < 0) {
         req->error_status = 400;
         req->error_reason = "bare LF or obs-fold in the request head";
@@ -413,6 +425,116 @@ int srv_http_feed(srv_request *req, srv_buf *rbuf, size_t *pos)
             req->error_reason = llhttp_get_error_reason(&req->parser);
         return SRV_PARSE_ERROR;
     }
+    return SRV_PARSE_MORE;
+}
+
+/* The llhttp method number of a method name, or SRV_METHOD_OTHER. */
+static uint8_t method_id_of(const char *m, size_t len)
+{
+#define SRV_METHOD_MATCH(num, name, string) \
+    if (len == sizeof #string - 1 && memcmp(m, #string, len) == 0) \
+        return (uint8_t)(num);
+    HTTP_METHOD_MAP(SRV_METHOD_MATCH)
+#undef SRV_METHOD_MATCH
+    return SRV_METHOD_OTHER;
+}
+
+static void set_span(srv_span *span, size_t base, size_t off, size_t len)
+{
+    span->off = (uint32_t)(base + off);
+    span->len = (uint32_t)len;
+}
+
+/* Parses the request line at rbuf[*pos..], then feeds llhttp a stand-in
+ * line of the same version (CONNECT keeps its own semantics there).
+ * Returns 1 once the line is done, 0 for more bytes, -1 on error. */
+static int feed_request_line(srv_request *req, srv_buf *rbuf, size_t *pos)
+{
+    long skip = srv_reqline_skip_empty(rbuf->data + *pos, rbuf->len - *pos);
+    if (skip < 0) {
+        fail(req, 400, "bare LF before the request line");
+        return -1;
+    }
+    *pos += (size_t)skip;
+    const char *line = rbuf->data + *pos;
+    srv_reqline rl;
+    const srv_reqline_limits lim = {srv_cfg.max_uri, METHOD_MAX};
+    const char *why = NULL;
+    int r = srv_reqline_parse(line, rbuf->len - *pos, &lim, &rl, &why);
+    if (r == SRV_REQLINE_MORE)
+        return 0;
+    if (r != SRV_REQLINE_DONE) {
+        fail(req, r, why);
+        return -1;
+    }
+    uint8_t method = method_id_of(line, rl.method_len);
+    static const char *const stand_in[2][2] = {
+        {"GET / HTTP/1.0\r\n", "GET / HTTP/1.1\r\n"},
+        {"CONNECT a:1 HTTP/1.0\r\n", "CONNECT a:1 HTTP/1.1\r\n"},
+    };
+    const char *sl = stand_in[method == HTTP_CONNECT][rl.http_minor];
+    if (llhttp_execute(&req->parser, sl, strlen(sl)) != HPE_OK) {
+        fail(req, 400, "request after the end of the connection");
+        return -1;
+    }
+    /* on_message_begin has run: the head starts here. */
+    req->method_id = method;
+    req->target_form = (uint8_t)rl.form;
+    req->msg_start = (uint32_t)*pos;
+    set_span(&req->method, *pos, 0, rl.method_len);
+    set_span(&req->url, *pos, rl.target_off, rl.target_len);
+    set_span(&req->path, *pos, rl.path_off, rl.path_len);
+    set_span(&req->authority, *pos, rl.authority_off, rl.authority_len);
+    req->line_done = 1;
+    *pos += rl.line_len;
+    /* The next byte starts a header line. */
+    req->eol_seen_line = 1;
+    return grow_head(req, rl.line_len) ? -1 : 1;
+}
+
+static int body_sink(void *ctx, const char *p, size_t n)
+{
+    srv_request *req = ctx;
+    req->body_seen += n;
+    return srv_buf_append(&req->body, p, n) < 0 ? 503 : 0;
+}
+
+/* Decodes chunked body bytes at rbuf[*pos..]. */
+static int feed_chunked(srv_request *req, srv_buf *rbuf, size_t *pos)
+{
+    size_t used = 0;
+    const char *why = NULL;
+    int r = srv_chunked_decode(&req->chunked_body, rbuf->data + *pos, rbuf->len - *pos,
+                               &used, body_sink, req, &why);
+    *pos += used;
+    if (r == SRV_CHUNKED_DONE) {
+        req->in_chunked = 0;
+        req->message_done = 1;
+    } else if (r != SRV_CHUNKED_MORE) {
+        fail(req, r, r == 503 ? "out of memory" : why);
+        return SRV_PARSE_ERROR;
+    }
+    return SRV_PARSE_MORE;
+}
+
+int srv_http_feed(srv_request *req, srv_buf *rbuf, size_t *pos)
+{
+    if (*pos >= rbuf->len || req->message_done)
+        return SRV_PARSE_MORE;
+    int head_was_done = req->headers_done;
+    req->base = rbuf->data;
+    if (!req->line_done) {
+        int r = feed_request_line(req, rbuf, pos);
+        if (r <= 0)
+            return r < 0 ? SRV_PARSE_ERROR : SRV_PARSE_MORE;
+    }
+    if (!req->in_chunked && *pos < rbuf->len) {
+        int r = feed_llhttp(req, rbuf, pos);
+        if (r != SRV_PARSE_MORE)
+            return r;
+    }
+    if (req->in_chunked && *pos < rbuf->len && feed_chunked(req, rbuf, pos) != SRV_PARSE_MORE)
+        return SRV_PARSE_ERROR;
     if (!head_was_done && req->headers_done)
         return SRV_PARSE_HEAD_DONE;
     return SRV_PARSE_MORE;
@@ -435,6 +557,10 @@ void srv_http_shift(srv_request *req, uint32_t delta)
         req->method.off -= delta;
     if (req->url.len)
         req->url.off -= delta;
+    if (req->path.len)
+        req->path.off -= delta;
+    if (req->authority.len)
+        req->authority.off -= delta;
     for (int i = 0; i < req->nheaders; i++) {
         if (req->headers[i].name.len)
             req->headers[i].name.off -= delta;

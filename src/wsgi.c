@@ -38,6 +38,7 @@
 #include "srv/metrics.h"
 #include "srv/proxy.h"
 #include "srv/pymod.h"
+#include "srv/reqline.h"
 #include "srv/worker.h"
 #include "srv/ws.h"
 
@@ -60,7 +61,7 @@ static PyObject *k_request_method, *k_script_name, *k_path_info, *k_query_string
     *k_server_protocol, *k_remote_addr, *k_remote_port, *k_raw_uri, *k_request_uri,
     *k_wsgi_version, *k_wsgi_url_scheme, *k_wsgi_input, *k_wsgi_errors,
     *k_wsgi_multithread, *k_wsgi_multiprocess, *k_wsgi_run_once,
-    *k_wsgi_input_terminated, *k_wsgi_file_wrapper, *k_server_software;
+    *k_wsgi_input_terminated, *k_wsgi_file_wrapper, *k_server_software, *k_http_host;
 static PyObject *v_http10, *v_http11, *v_empty, *v_http, *v_https;
 static PyObject *method_names[64];
 static PyObject *s_close;
@@ -308,6 +309,16 @@ static PyObject *method_str(srv_request *req, const char *base)
     return PyUnicode_DecodeLatin1(base + req->method.off, req->method.len, NULL);
 }
 
+/* RFC 9112 3.2.2: an absolute-form target's authority replaces Host. */
+static int set_authority(PyObject *env, const char *base, const srv_request *req)
+{
+    const char *a = base + req->authority.off;
+    size_t alen = req->authority.len;
+    if (set_latin1(env, k_http_host, a, alen) < 0)
+        return -1;
+    return set_latin1(env, k_server_name, a, srv_authority_host_len(a, alen));
+}
+
 static PyObject *build_environ(srv_conn *c)
 {
     srv_request *req = &c->req;
@@ -333,23 +344,13 @@ static PyObject *build_environ(srv_conn *c)
         goto fail;
     }
     Py_DECREF(raw);
-    const char *hash = memchr(url, '#', ulen);
+    /* reqline.c split the target: absolute-form loses its scheme and
+     * authority here, and its authority stands for Host below. */
+    const char *path = base + req->path.off;
+    size_t plen = req->path.len;
+    const char *hash = memchr(path, '#', plen);
     if (hash)
-        ulen = (size_t)(hash - url);
-    const char *path = url;
-    size_t plen = ulen;
-    if (ulen > 0 && url[0] != '/' && url[0] != '*') {
-        const char *scheme_end = memmem(url, ulen, "://", 3);
-        if (scheme_end && scheme_end < url + ulen) {
-            const char *auth = scheme_end + 3;
-            const char *slash = memchr(auth, '/', (size_t)(url + ulen - auth));
-            const char *q = memchr(auth, '?', (size_t)(url + ulen - auth));
-            if (q && (!slash || q < slash))
-                slash = q;
-            path = slash ? slash : url + ulen;
-            plen = (size_t)(url + ulen - path);
-        }
-    }
+        plen = (size_t)(hash - path);
     const char *qmark = memchr(path, '?', plen);
     size_t path_len = qmark ? (size_t)(qmark - path) : plen;
     PyObject *path_info = decode_path(path, path_len);
@@ -382,6 +383,8 @@ static PyObject *build_environ(srv_conn *c)
         if (add_header(env, name, h->name.len, v, vlen) < 0)
             goto fail;
     }
+    if (req->target_form == SRV_TARGET_ABSOLUTE && set_authority(env, base, req) < 0)
+        goto fail;
     if (fwd.any && srv_proxy_trusted(&c->peer) && apply_forwarding(env, &fwd) < 0)
         goto fail;
 
@@ -1176,7 +1179,7 @@ int srv_wsgi_init(void)
         {&k_request_method, "REQUEST_METHOD"}, {&k_script_name, "SCRIPT_NAME"},
         {&k_path_info, "PATH_INFO"}, {&k_query_string, "QUERY_STRING"},
         {&k_content_type, "CONTENT_TYPE"}, {&k_content_length, "CONTENT_LENGTH"},
-        {&k_server_name, "SERVER_NAME"}, {&k_server_port, "SERVER_PORT"},
+        {&k_server_name, "SERVER_NAME"}, {&k_http_host, "HTTP_HOST"}, {&k_server_port, "SERVER_PORT"},
         {&k_server_protocol, "SERVER_PROTOCOL"}, {&k_remote_addr, "REMOTE_ADDR"},
         {&k_remote_port, "REMOTE_PORT"}, {&k_raw_uri, "RAW_URI"},
         {&k_request_uri, "REQUEST_URI"}, {&k_wsgi_version, "wsgi.version"},

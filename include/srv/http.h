@@ -17,6 +17,7 @@
 #include <llhttp.h>
 
 #include "srv/buffer.h"
+#include "srv/chunked.h"
 
 typedef struct srv_span {
     uint32_t off;
@@ -28,13 +29,19 @@ typedef struct srv_header {
     srv_span value;
 } srv_header;
 
+/* method_id of a method llhttp does not know: passed to the app as sent. */
+#define SRV_METHOD_OTHER 255
+
 typedef struct srv_request {
     llhttp_t parser;
     const char *base;         /* the read buffer's data during a feed */
     /* The head: offsets into the connection's read buffer. */
     uint32_t msg_start;
     srv_span method;
-    srv_span url;
+    srv_span url;             /* the whole request target */
+    srv_span path;            /* path and query of the target */
+    srv_span authority;       /* absolute- or authority-form, else empty */
+    uint8_t target_form;      /* enum srv_target_form (reqline.h) */
     srv_header *headers;
     int nheaders;
     int headers_cap;
@@ -48,6 +55,8 @@ typedef struct srv_request {
     unsigned chunked:1;
     unsigned has_body:1;
     unsigned upgrade:1;       /* the head asked for an Upgrade (see ws.c) */
+    unsigned line_done:1;     /* the request line has been parsed */
+    unsigned in_chunked:1;    /* srv's own decoder is reading the body */
     uint8_t http_minor;
     uint8_t method_id;        /* llhttp_method_t; kept here because an
                                  upgrade resets the parser */
@@ -59,6 +68,7 @@ typedef struct srv_request {
     int error_status;         /* status to answer a parse error with */
     const char *error_reason; /* for the log */
     uint64_t body_seen;       /* body bytes decoded so far */
+    srv_chunked chunked_body; /* the decoder of a chunked body */
     srv_buf body;             /* decoded body bytes not yet read by the app */
     size_t body_pos;          /* read position in body */
 } srv_request;
