@@ -486,9 +486,10 @@ def test_killed_host_drops_out_and_rejoins(cluster):
            "requests nginx retried on another host=%d" % (
                len(load.failures), CONCURRENCY, load.statuses, len(retried)))
     report("kill: %.1f-%.1f s after the kill: %s; nginx attempts on h2 in that window=%d "
-           "(probes, at most one per fail_timeout=%ds); attempts since the kill=%d" % (
+           "(probes, at most one per fail_timeout=%ds); all attempts on h2 since the kill, "
+           "s after it: %s" % (
                b_start - t_kill, b_end - t_kill, fmt(after_kill), len(tried_b),
-               FAIL_TIMEOUT, len(tried)))
+               FAIL_TIMEOUT, " ".join("%.2f" % (e[0] - t_kill) for e in tried)))
     report("rejoin: h2 restarted (ready after %.2f s); first 200 from it through nginx "
            "%s after it was ready; %.1f-%.1f s after that: %s" % (
                t_ready - t_restart,
@@ -510,6 +511,11 @@ def test_killed_host_drops_out_and_rejoins(cluster):
     # fail_timeout, instead of a third of the requests.
     window = b_end - b_start
     assert len(tried_b) <= int(window / FAIL_TIMEOUT) + 1, (tried_b, window)
+    # ... and from the first failures on: later attempts are single probes,
+    # fail_timeout apart.
+    late = [e[0] for e in tried if e[0] > t_kill + 1.0]
+    assert all(b - a >= FAIL_TIMEOUT - 0.5 for a, b in zip(late, late[1:])), \
+        [round(t - t_kill, 2) for t in late]
     assert len(tried_b) < total_b / 10, (len(tried_b), total_b)
     # (4) back within fail_timeout of its restart, then its full share.
     assert first_back is not None and first_back - t_ready <= FAIL_TIMEOUT + 1.0, \
