@@ -461,7 +461,9 @@ def test_killed_host_drops_out_and_rejoins(cluster):
         t_restart = time.time()
         victim.start()
         t_ready = time.time()
-        c_start = t_ready + FAIL_TIMEOUT + 1.0
+        # nginx counts fail_timeout in whole seconds: its next probe comes
+        # at most fail_timeout + 1 s after the last failed one.
+        c_start = t_ready + FAIL_TIMEOUT + 2.0
         time.sleep(max(0.0, c_start - time.time()))
         c0, _ = mark(load)
         time.sleep(3.0)
@@ -498,9 +500,12 @@ def test_killed_host_drops_out_and_rejoins(cluster):
 
     diag = load.summary() + "\n" + cluster.diag()
     assert_spread(before, "before the kill", diag)
-    # (3) at most the requests in flight on the killed host are lost: with
-    # proxy_next_upstream, GETs are retried elsewhere.
+    # (3) at most the requests in flight on the killed host could be lost
+    # (at most one per load thread); with proxy_next_upstream nginx retries
+    # those GETs on another host, so none is.
+    assert retried, "nothing was in flight on h2 or nginx never noticed:\n" + diag
     assert len(load.failures) <= CONCURRENCY, diag
+    assert not load.failures, diag
     assert all(s in (200, 502) for s in load.statuses), diag
     assert load.resets == 0, diag
     assert after_kill["h2"] == 0, after_kill
@@ -518,6 +523,6 @@ def test_killed_host_drops_out_and_rejoins(cluster):
         [round(t - t_kill, 2) for t in late]
     assert len(tried_b) < total_b / 10, (len(tried_b), total_b)
     # (4) back within fail_timeout of its restart, then its full share.
-    assert first_back is not None and first_back - t_ready <= FAIL_TIMEOUT + 1.0, \
+    assert first_back is not None and first_back - t_ready <= FAIL_TIMEOUT + 2.0, \
         (first_back, t_ready, diag)
     assert_spread(rejoined, "after the restart", diag)
