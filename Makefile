@@ -6,7 +6,7 @@ PY    := /usr/bin/python3
 
 FUZZ_SECONDS ?= 1800
 
-.PHONY: all deps build run test test-asan test-valgrind fuzz-build fuzz fuzz-short bench bench-ws bench-longpoll install clean
+.PHONY: all deps build run test test-cluster test-asan test-valgrind fuzz-build fuzz fuzz-short bench bench-ws bench-longpoll install clean
 
 all: build
 
@@ -25,6 +25,11 @@ run: build
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) fuzz-short
+
+# Three srv hosts in network namespaces behind nginx (needs root); prints
+# the per-host counts of each phase.
+test-cluster: build
+	SRV_BIN=$(CURDIR)/$(BUILD)/srv $(PY) -m pytest -q -s -rA -p no:cacheprovider tests/test_cluster.py
 
 # libFuzzer over the whole request path (clang; ASan and UBSan).
 fuzz-build: deps
