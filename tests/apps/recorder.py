@@ -3,7 +3,7 @@
 Every request the app is called for appends one JSON line to
 ``$SRV_TEST_STATE/seen.jsonl``:
 
-    {"method": ..., "path": PATH_INFO, "query": QUERY_STRING,
+    {"method": ..., "path": PATH_INFO, "query": QUERY_STRING, "host": HTTP_HOST,
      "body": <the bytes wsgi.input.read() returned, latin-1 decoded>,
      "body_len": ..., "exc": <exception class name or null>,
      "pid": <worker pid>}
@@ -43,6 +43,7 @@ def app(environ, start_response):
         "method": environ.get("REQUEST_METHOD", ""),
         "path": path,
         "query": environ.get("QUERY_STRING", ""),
+        "host": environ.get("HTTP_HOST"),
         "body": "",
         "body_len": 0,
         "exc": None,
