@@ -59,7 +59,7 @@ int srv_conn_count(void) { return nconns; }
  * other limits are idle times, renewed by each read or write. */
 static double deadline(const srv_conn *c)
 {
-    if (c->waiter)
+    if (c->reader || c->writer)
         return c->last_active + srv_cfg.io_timeout;
     switch (c->state) {
     case SRV_CONN_READING:
@@ -194,23 +194,34 @@ int srv_conn_prepare_read(srv_conn *c)
     return 0;
 }
 
-/* Waits in the current (worker) greenlet until w's fd is ready, the idle
- * limit passes, or an exception is thrown into the greenlet.  Returns 0 when
- * ready, -1 otherwise (with the Python exception still set if one was
- * thrown). */
+/* Waits in the current greenlet until w's fd is ready, the idle limit
+ * passes, or an exception is thrown into the greenlet.  Reading and writing
+ * have a waiter each, so one greenlet of a request may read the body while
+ * another writes; a second greenlet waiting the same way is refused with
+ * RuntimeError (the connection stays usable).  Returns 0 when ready, -1
+ * otherwise (with the Python exception still set if one was thrown). */
 static int conn_wait(srv_conn *c, ev_io *w)
 {
+    int reading = w == &c->rio;
+    PyGreenlet **slot = reading ? &c->reader : &c->writer;
+    int *result = reading ? &c->read_result : &c->write_result;
+    if (*slot) {
+        PyErr_SetString(PyExc_RuntimeError, reading
+                        ? "another greenlet is already waiting to read from this client"
+                        : "another greenlet is already waiting to write to this client");
+        return -1;
+    }
     PyGreenlet *self = srv_hub_current();   /* held for the wait */
-    c->waiter = self;
-    c->wait_result = 0;
+    *slot = self;
+    *result = 0;
     c->last_active = ev_now(srv_loop);
     arm_timer(c);
     ev_io_start(srv_loop, w);
     int rc = srv_hub_wait();
     ev_io_stop(srv_loop, w);
-    c->waiter = NULL;
+    *slot = NULL;
     Py_DECREF(self);
-    if (rc < 0 || c->wait_result < 0) {
+    if (rc < 0 || *result < 0) {
         c->broken = 1;
         return -1;
     }
@@ -320,7 +331,7 @@ int srv_conn_sendfile(srv_conn *c, int fd, off_t offset, size_t count)
 static void linger(srv_conn *c)
 {
     c->state = SRV_CONN_LINGER;
-    if (c->waiter == NULL)
+    if (c->writer == NULL)
         ev_io_stop(srv_loop, &c->wio);
     shutdown(c->fd, SHUT_WR);
     c->rpos = 0;
@@ -448,9 +459,10 @@ static void read_head(srv_conn *c)
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     srv_conn *c = w->data;
-    if (c->waiter) {
-        PyGreenlet *g = c->waiter;
-        c->waiter = NULL;
+    PyGreenlet **slot = w == &c->rio ? &c->reader : &c->writer;
+    if (*slot) {
+        PyGreenlet *g = *slot;
+        *slot = NULL;
         ev_io_stop(loop, w);
         srv_hub_resume(g);
         return;
@@ -487,11 +499,16 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         ev_timer_again(loop, w);
         return;
     }
-    if (c->waiter) {
+    if (c->reader || c->writer) {
         srv_debug("fd %d: client idle for %.0f s, giving up", c->fd, ev_now(loop) - c->last_active);
-        PyGreenlet *g = c->waiter;
-        c->waiter = NULL;
-        c->wait_result = -1;
+        /* One waiter per turn: c may be gone once it runs.  The timer is
+         * re-armed first, so a second waiter is resumed at the next turn
+         * (srv_conn_close() stops the timer if the first closes c). */
+        int reading = c->reader != NULL;
+        PyGreenlet *g = reading ? c->reader : c->writer;
+        *(reading ? &c->reader : &c->writer) = NULL;
+        *(reading ? &c->read_result : &c->write_result) = -1;
+        arm_timer(c);
         srv_hub_resume(g);
         return;
     }

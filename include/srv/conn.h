@@ -45,8 +45,12 @@ typedef struct srv_conn {
     srv_buf rbuf;
     size_t rpos;                 /* rbuf bytes already fed to the parser */
     srv_request req;
-    PyGreenlet *waiter;          /* borrowed: the hub owns its workers */
-    int wait_result;             /* 0 ready, -1 timed out or closed */
+    /* The greenlets waiting to read and to write (two greenlets of one
+     * request may do both at once); borrowed from conn_wait()'s frame. */
+    PyGreenlet *reader;
+    PyGreenlet *writer;
+    int read_result;             /* 0 ready, -1 timed out */
+    int write_result;
     unsigned peer_closed:1;      /* EOF read */
     unsigned broken:1;           /* a write or read failed: do not reuse */
     unsigned proxy_seen:1;       /* --proxy-protocol: the header was read */
