@@ -40,6 +40,7 @@ install(FILES ${SRV_MAN} DESTINATION share/man/man1)
 install(FILES packaging/srv@.service packaging/srv@.socket
         DESTINATION /lib/systemd/system PERMISSIONS OWNER_READ OWNER_WRITE GROUP_READ WORLD_READ)
 install(FILES packaging/example.conf DESTINATION share/doc/srv/examples)
+install(DIRECTORY DESTINATION /etc/srv)   # for NAME.conf, empty
 install(FILES README.md ${CMAKE_BINARY_DIR}/changelog.gz DESTINATION share/doc/srv)
 install(FILES LICENSE DESTINATION share/doc/srv RENAME copyright)
 

@@ -84,6 +84,7 @@ def test_file_list(deb):
                  "./usr/share/doc/srv/copyright",
                  "./usr/share/doc/srv/examples/example.conf"):
         assert entries.get(path) == "-rw-r--r--", (path, entries.get(path))
+    assert entries.get("./etc/srv/") == "drwxr-xr-x"
     # Nothing in the build tree's or /usr/local's places.
     assert not [p for p in entries if p.startswith("./usr/local") or "/build" in p]
 
@@ -95,6 +96,16 @@ def test_man_page_is_generated_from_help(root):
     for text in (r"\-\-config", r"\-\-check\-config", r"\-\-max\-body", "CONFIGURATION FILE",
                  "SIGNALS", "/etc/srv/NAME.conf"):
         assert text in page, text
+
+
+def test_example_config_parses(root):
+    """Its only problems are its placeholders (/srv/myapp, myapp.wsgi)."""
+    example = str(root / "usr/share/doc/srv/examples/example.conf")
+    r = subprocess.run([str(root / "usr/bin/srv"), "--check-config", "--config", example],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    last = r.stderr.strip().splitlines()[-1]
+    assert re.fullmatch(r"srv: error: (--chdir /srv/myapp: .*|cannot import module .*)", last), last
 
 
 def test_systemd_units(root):
