@@ -6,7 +6,7 @@ PY    := /usr/bin/python3
 
 FUZZ_SECONDS ?= 1800
 
-.PHONY: all deps build run test test-cluster test-asan test-valgrind fuzz-build fuzz fuzz-short bench bench-ws bench-longpoll install clean
+.PHONY: all deps build run test test-cluster test-asan test-valgrind fuzz-build fuzz fuzz-short bench bench-ws bench-longpoll install deb clean
 
 all: build
 
@@ -70,5 +70,11 @@ bench-longpoll: build
 install: build
 	cmake --install $(BUILD)
 
+# Debian package: build-deb/srv_<version>_<arch>.deb (packaging/deb.cmake).
+deb: deps
+	cmake -S . -B build-deb -DSRV_PYTHON=$(PY) -DSRV_DEB=ON -DCMAKE_INSTALL_PREFIX=/usr
+	cmake --build build-deb -j $(JOBS)
+	cd build-deb && cpack -G DEB
+
 clean:
-	rm -rf $(BUILD) build-asan
+	rm -rf $(BUILD) build-asan build-deb

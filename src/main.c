@@ -1,50 +1,31 @@
 /*
  * main.c - the srv command.
  *
- * Parses the flags, applies the process-wide ones (umask, error log), binds
- * every listening socket, --metrics-bind's too (so that a busy port is a
- * usage error before any app code runs) and hands over to the master, which
- * forks the workers.
+ * Parses the flags and the config file, applies the process-wide settings
+ * (directory, umask, error log: settings.c), binds every listening socket,
+ * --metrics-bind's too (so that a busy port is a usage error before any app
+ * code runs) and hands over to the master, which forks the workers.  With
+ * --check-config it imports the app in this process instead, and exits.
  */
-#include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
-#include <sys/stat.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "srv/config.h"
 #include "srv/loop.h"
 #include "srv/master.h"
 #include "srv/metrics.h"
-
-/* --error-log FILE: srv's log, tracebacks and wsgi.errors all go to fd 2,
- * so pointing fd 2 at the file moves all of them.  Done after binding, so
- * that usage errors still reach the terminal. */
-static void open_error_log(void)
-{
-    const char *path = srv_cfg.error_log;
-    if (path == NULL || strcmp(path, "-") == 0)
-        return;
-    int fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
-    if (fd < 0)
-        srv_die_usage("--error-log %s: %s", path, strerror(errno));
-    if (dup2(fd, STDERR_FILENO) < 0)
-        srv_die_usage("--error-log %s: %s", path, strerror(errno));
-    close(fd);
-}
+#include "srv/settings.h"
+#include "srv/worker.h"
 
 int main(int argc, char **argv)
 {
     srv_master_block_signals();
     srv_config_parse(argc, argv);
     signal(SIGPIPE, SIG_IGN);
-    if (srv_cfg.chdir && chdir(srv_cfg.chdir) < 0)
-        srv_die_usage("--chdir %s: %s", srv_cfg.chdir, strerror(errno));
-    if (srv_cfg.umask >= 0)
-        umask((mode_t)srv_cfg.umask);
+    srv_settings_enter();
+    if (srv_cfg.check_config)
+        srv_worker_check(argv[0]);
     srv_listen_all();
     srv_metrics_listen();
-    open_error_log();
+    srv_settings_open_error_log();
     return srv_master_run(argc, argv);
 }

@@ -22,13 +22,15 @@
  * generation, which finishes its in-flight requests.  The listening sockets
  * never close, so no connection is refused or reset during a reload.  If a
  * new worker cannot load the app, the reload is abandoned and the old
- * workers keep serving.
+ * workers keep serving.  A SIGHUP first re-reads the config file
+ * (settings.c); a bad file abandons the reload the same way.
  */
 #include "srv/master.h"
 #include "srv/config.h"
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/metrics.h"
+#include "srv/settings.h"
 #include "srv/worker.h"
 
 #include <errno.h>
@@ -78,6 +80,8 @@ static sigset_t handled;
 static int sigfd = -1;         /* the handled signals, readable */
 static srv_metrics retired;    /* counters of the workers that exited */
 static uint64_t worker_restarts;
+static int saved_argc;         /* for re-reading the config at SIGHUP */
+static char **saved_argv;
 
 double srv_monotonic(void)
 {
@@ -117,6 +121,7 @@ static void spawn(const char *argv0)
         srv_listeners_own_paths = 0;
         close(sigfd);
         srv_metrics_forget();
+        srv_settings_forget();
         srv_my_slot->pid = getpid();
         srv_my_slot->beat = srv_monotonic();
         srv_loop_catch_early_signals();
@@ -309,6 +314,20 @@ static void begin_stop(int sig)
         signal_worker(&procs[i], sig == SIGQUIT ? SIGQUIT : SIGTERM);
 }
 
+/* Re-reads the config file; a changed `workers` becomes the target (else
+ * TTIN/TTOU's count stays).  -1 (logged): the reload is abandoned. */
+static int reload_settings(void)
+{
+    int workers = srv_cfg.workers;
+    if (srv_settings_reload(saved_argc, saved_argv) < 0) {
+        srv_error("SIGHUP: reload abandoned; the old workers keep serving");
+        return -1;
+    }
+    if (srv_cfg.workers != workers)
+        target = srv_cfg.workers;
+    return 0;
+}
+
 static void handle(int sig)
 {
     switch (sig) {
@@ -328,6 +347,8 @@ static void handle(int sig)
             srv_warn("SIGHUP: a reload is already in progress");
             break;
         }
+        if (reload_settings() < 0)
+            break;
         srv_info("SIGHUP: reloading: starting %d new worker(s)", target);
         generation++;
         reloading = 1;
@@ -414,7 +435,8 @@ void srv_master_snapshot(srv_metrics_snapshot *s)
 int srv_master_run(int argc, char **argv)
 {
     const char *argv0 = argv[0];
-    (void)argc;
+    saved_argc = argc;
+    saved_argv = argv;
 
     slots = mmap(NULL, sizeof(srv_slot) * MAX_SLOTS, PROT_READ | PROT_WRITE,
                  MAP_SHARED | MAP_ANONYMOUS, -1, 0);

@@ -11,6 +11,7 @@
  */
 #include <Python.h>
 #include <errno.h>
+#include <signal.h>
 #include <ev.h>
 #include <stdlib.h>
 #include <string.h>
@@ -83,18 +84,13 @@ void srv_worker_request_done(void)
     }
 }
 
-int srv_worker_run(const char *argv0)
+/* Everything up to and including the app's import: the interpreter, the
+ * mode and the hub.  Exits SRV_EXIT_USAGE when the app cannot be loaded. */
+static struct ev_loop *load_app(const char *argv0, int *gevent_out)
 {
     if (srv_pymod_register() < 0)
         srv_die_usage("cannot register the srv module");
     start_python(argv0);
-
-    if (srv_cfg.max_requests > 0) {
-        unsigned long jitter = srv_cfg.max_requests_jitter > 0
-            ? (unsigned long)(getpid() * 2654435761u) % (unsigned long)(srv_cfg.max_requests_jitter + 1)
-            : 0;
-        retire_after = (unsigned long)srv_cfg.max_requests + jitter;
-    }
 
     /* The app's directory (the working directory) and --pythonpath. */
     char cwd[4096];
@@ -122,6 +118,40 @@ int srv_worker_run(const char *argv0)
         srv_die_usage("cannot initialise the WSGI gateway");
     }
     srv_wsgi_load_app();
+    *gevent_out = gevent;
+    return loop;
+}
+
+void srv_worker_check(const char *argv0)
+{
+    int gevent;
+    sigset_t all;   /* main() blocked the master's signals */
+    sigfillset(&all);
+    sigprocmask(SIG_UNBLOCK, &all, NULL);
+    load_app(argv0, &gevent);
+    printf("srv: configuration OK: %s loads in %s mode%s%s\n", srv_cfg.app,
+           gevent ? "gevent" : "native", srv_cfg.config_file ? "; file " : "",
+           srv_cfg.config_file ? srv_cfg.config_file : "");
+    fflush(stdout);
+    /* The app's import may have started threads or a hub: no finalization,
+     * just what Python buffered. */
+    PyRun_SimpleString("import sys\nfor f in (sys.stdout, sys.stderr):\n"
+                       "    f and f.flush()\n");
+    fflush(NULL);
+    _exit(0);
+}
+
+int srv_worker_run(const char *argv0)
+{
+    int gevent;
+    struct ev_loop *loop = load_app(argv0, &gevent);
+
+    if (srv_cfg.max_requests > 0) {
+        unsigned long jitter = srv_cfg.max_requests_jitter > 0
+            ? (unsigned long)(getpid() * 2654435761u) % (unsigned long)(srv_cfg.max_requests_jitter + 1)
+            : 0;
+        retire_after = (unsigned long)srv_cfg.max_requests + jitter;
+    }
     if (srv_access_log_open() < 0)
         return SRV_EXIT_USAGE;
     if (srv_listeners_prepare_environ() < 0) {

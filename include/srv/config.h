@@ -1,10 +1,12 @@
 /*
- * config.h - command-line configuration.
+ * config.h - configuration: the command line and the --config file.
  *
  * Owns every knob a user can turn: the flags, their defaults, their parsing
- * and validation, and the --help text.  The rest of srv reads the one global
- * `srv_cfg` and never looks at argv.  A bad flag ends the process with a
- * one-line error and exit status 2, before anything else starts.
+ * and validation, the --help text, and how a config file's `name = value`
+ * lines (conffile.h) map onto the same settings.  The rest of srv reads the
+ * one global `srv_cfg` and never looks at argv.  A bad flag or file ends the
+ * process with a one-line error and exit status 2, before anything else
+ * starts; a re-read at SIGHUP (srv_config_load) only reports the error.
  */
 #ifndef SRV_CONFIG_H
 #define SRV_CONFIG_H
@@ -52,6 +54,10 @@ typedef struct srv_config {
     int mode;                    /* enum srv_mode */
     int monkey_patch;            /* gevent mode: patch_all() first */
     const char *metrics_bind;    /* NULL: no Prometheus endpoint */
+    const char *config_file;     /* absolute path, or NULL: no file */
+    int check_config;            /* --check-config: validate, import, exit */
+    char **owned;                /* strings this config owns (file values) */
+    int nowned;
 } srv_config;
 
 extern srv_config srv_cfg;
@@ -59,6 +65,23 @@ extern srv_config srv_cfg;
 /* Fills srv_cfg from argv.  Prints --help/--version and exits 0, or prints a
  * one-line error and exits SRV_EXIT_USAGE. */
 void srv_config_parse(int argc, char **argv);
+
+#define SRV_CONFIG_HELP 1
+#define SRV_CONFIG_VERSION 2
+
+/* Fills *c from the defaults, then the config file, then argv (which wins).
+ * The file is `file` if not NULL, else --config's or $SRV_CONFIG's.  Returns
+ * 0; SRV_CONFIG_HELP or SRV_CONFIG_VERSION when asked for; or -1 with a
+ * one-line message in err ("FILE:LINE: problem" for the file).  Exits
+ * nothing; on anything but 0, *c holds nothing to free. */
+int srv_config_load(srv_config *c, int argc, char **argv, const char *file,
+                    char *err, size_t errlen);
+
+/* A copy of s owned by c (freed with it), or NULL (s NULL, out of memory). */
+const char *srv_config_keep(srv_config *c, const char *s);
+
+/* Frees what c owns: its copies of file values and its lists. */
+void srv_config_free(srv_config *c);
 
 /* Prints "srv: error: ..." on stderr and exits SRV_EXIT_USAGE. */
 void srv_die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
