@@ -34,7 +34,8 @@ STOP_TIMEOUT = 5.0
 
 
 def srv_bin():
-    return os.environ.get("SRV_BIN") or str(REPO / "build" / "srv")
+    # Absolute: servers start with tests/apps as their working directory.
+    return os.path.abspath(os.environ.get("SRV_BIN") or str(REPO / "build" / "srv"))
 
 
 def pytest_report_header(config):
