@@ -13,6 +13,7 @@
  * makes one write(2) per batch of requests, not one per request.
  */
 #include "srv/accesslog.h"
+#include "srv/clock.h"
 #include "srv/buffer.h"
 #include "srv/config.h"
 #include "srv/hub.h"
@@ -259,9 +260,9 @@ static void put_time(void)
     static size_t len;
     time_t now = time(NULL);
     if (now != cached) {
-        struct tm tm;
-        gmtime_r(&now, &tm);
-        len = strftime(text, sizeof text, "[%d/%b/%Y:%H:%M:%S +0000]", &tm);
+        text[0] = '[';
+        len = 1 + srv_format_clf_date(text + 1, now);
+        text[len++] = ']';
         cached = now;
     }
     srv_buf_append(&out, text, len);

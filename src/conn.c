@@ -380,6 +380,8 @@ void srv_conn_release(srv_conn *c, int keep_alive)
     arm_timer(c);
 }
 
+void (*srv_conn_on_refused)(srv_conn *c, int status, size_t body_bytes);
+
 void srv_conn_fail(srv_conn *c)
 {
     char buf[512];
@@ -393,6 +395,10 @@ void srv_conn_fail(srv_conn *c)
     } while (w < 0 && errno == EINTR);
     if (w > 0)
         srv_my_metrics->sent_bytes += (uint64_t)w;
+    if (srv_conn_on_refused) {
+        const char *end = memmem(buf, n, "\r\n\r\n", 4);
+        srv_conn_on_refused(c, status, end ? n - (size_t)(end + 4 - buf) : 0);
+    }
     if (w != (ssize_t)n) {
         srv_conn_close(c);
         return;

@@ -27,6 +27,7 @@
  * has no body, and the decoder takes the bytes after the head.
  */
 #include "srv/http.h"
+#include "srv/clock.h"
 #include "srv/config.h"
 #include "srv/log.h"
 #include "srv/reqline.h"
@@ -479,6 +480,7 @@ static int feed_request_line(srv_request *req, srv_buf *rbuf, size_t *pos)
     }
     /* on_message_begin has run: the head starts here. */
     req->method_id = method;
+    req->http_minor = (uint8_t)rl.http_minor;
     req->target_form = (uint8_t)rl.form;
     req->msg_start = (uint32_t)*pos;
     set_span(&req->method, *pos, 0, rl.method_len);
@@ -608,9 +610,10 @@ const char *srv_http_date_header(double now, size_t *len)
     static size_t cached_len;
     time_t sec = (time_t)now;
     if (sec != cached_sec) {
-        struct tm tm;
-        gmtime_r(&sec, &tm);
-        cached_len = strftime(cached, sizeof cached, "Date: %a, %d %b %Y %H:%M:%S GMT\r\n", &tm);
+        memcpy(cached, "Date: ", 6);
+        size_t n = 6 + srv_format_http_date(cached + 6, sec);
+        memcpy(cached + n, "\r\n", 2);
+        cached_len = n + 2;
         cached_sec = sec;
     }
     *len = cached_len;

@@ -18,6 +18,7 @@
 
 #include "srv/conn.h"
 #include "srv/hub.h"
+#include "srv/fault.h"
 #include "srv/log.h"
 #include "srv/metrics.h"
 #include "srv/wsgi.h"
@@ -185,6 +186,28 @@ static srv_worker *worker_new(void)
     return w;
 }
 
+/* The switch into w failed before w took c (a greenlet that could not
+ * start, out of memory): c is answered 503 and closed rather than left
+ * busy forever, and w goes back to the pool, or away if it never ran. */
+static void dispatch_failed(srv_worker *w, srv_conn *c)
+{
+    srv_log_pyerr("cannot switch into a worker greenlet");
+    w->conn = NULL;
+    if (starting == w) {
+        starting = NULL;
+        workers[w->index] = workers[--nworkers];
+        workers[w->index]->index = w->index;
+        srv_my_metrics->greenlets_pooled = nworkers;
+        Py_DECREF(w->g);
+        free(w);
+    } else {
+        idle_push(w);   /* still parked where it was */
+    }
+    c->req.error_status = 503;
+    c->req.error_reason = "no worker greenlet";
+    srv_conn_fail(c);
+}
+
 void srv_hub_dispatch(srv_conn *c)
 {
     srv_worker *w = idle_pop();
@@ -202,7 +225,12 @@ void srv_hub_dispatch(srv_conn *c)
     if (busy > busy_peak)
         busy_peak = busy;
     w->conn = c;
-    switch_done(PyGreenlet_Switch(w->g, NULL, NULL));
+    PyObject *r = srv_fault("worker_switch") ? PyErr_NoMemory()
+                                             : PyGreenlet_Switch(w->g, NULL, NULL);
+    if (r == NULL && w->conn == c)
+        dispatch_failed(w, c);   /* the worker never took c */
+    else
+        switch_done(r);
 }
 
 int srv_hub_wait(void)

@@ -25,6 +25,7 @@
  * workers keep serving.  A SIGHUP first re-reads the config file
  * (settings.c); a bad file abandons the reload the same way.
  */
+#include "srv/clock.h"
 #include "srv/master.h"
 #include "srv/config.h"
 #include "srv/log.h"
@@ -83,19 +84,22 @@ static uint64_t worker_restarts;
 static int saved_argc;         /* for re-reading the config at SIGHUP */
 static char **saved_argv;
 
-double srv_monotonic(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + ts.tv_nsec / 1e9;
-}
-
 static int free_slot(void)
 {
     for (int i = 0; i < MAX_SLOTS; i++)
         if (slots[i].pid == 0)
             return i;
     return -1;
+}
+
+/* The master's control signals reach workers too when they are sent to the
+ * process group (a terminal hangup, kill -HUP -PGID): a worker must neither
+ * die of SIGHUP mid-request nor stop on SIGTTIN/SIGTTOU. */
+static void ignore_master_signals(void)
+{
+    signal(SIGHUP, SIG_IGN);
+    signal(SIGTTIN, SIG_IGN);
+    signal(SIGTTOU, SIG_IGN);
 }
 
 static void spawn(const char *argv0)
@@ -107,6 +111,8 @@ static void spawn(const char *argv0)
     }
     memset((void *)&slots[slot], 0, sizeof slots[slot]);
     slots[slot].pid = -1;   /* reserved until the child writes its pid */
+    pid_t master = getpid();
+    fflush(NULL);   /* nothing buffered here is written twice */
     pid_t pid = fork();
     if (pid < 0) {
         srv_error("fork: %s", strerror(errno));
@@ -125,10 +131,11 @@ static void spawn(const char *argv0)
         srv_my_slot->pid = getpid();
         srv_my_slot->beat = srv_monotonic();
         srv_loop_catch_early_signals();
+        ignore_master_signals();
         sigprocmask(SIG_UNBLOCK, &handled, NULL);
-        if (getppid() == 1)
-            _exit(0);   /* the master died between fork and prctl */
-        fflush(NULL);
+        if (getppid() != master)
+            _exit(0);   /* the master died between fork and prctl (the new
+                         * parent need not be pid 1: a subreaper) */
         exit(srv_worker_run(argv0));
     }
     slots[slot].pid = pid;

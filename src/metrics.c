@@ -17,6 +17,7 @@
  * the exposition makes them cumulative from one snapshot, so le="+Inf"
  * always equals _count.
  */
+#include "srv/clock.h"
 #include "srv/metrics.h"
 #include "srv/buffer.h"
 #include "srv/config.h"

@@ -17,6 +17,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "srv/clock.h"
+#include "srv/fault.h"
 #include "srv/accesslog.h"
 #include "srv/config.h"
 #include "srv/conn.h"
@@ -144,6 +146,7 @@ void srv_worker_check(const char *argv0)
 int srv_worker_run(const char *argv0)
 {
     int gevent;
+    srv_fault_init();
     struct ev_loop *loop = load_app(argv0, &gevent);
 
     if (srv_cfg.max_requests > 0) {

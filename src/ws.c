@@ -385,8 +385,11 @@ static int send_close(WebSocketObject *ws, int code, const char *reason, size_t 
     uint8_t payload[125];
     size_t n = 0;
     if (code > 0) {
-        if (rlen > 123)
-            rlen = 123;
+        if (rlen > 123) {
+            rlen = 123;   /* cut before a character, never inside one */
+            while (rlen > 0 && ((unsigned char)reason[rlen] & 0xC0) == 0x80)
+                rlen--;
+        }
         payload[0] = (uint8_t)(code >> 8);
         payload[1] = (uint8_t)code;
         memcpy(payload + 2, reason, rlen);
@@ -1091,6 +1094,39 @@ static int append_app_headers(WebSocketObject *ws, const srv_buf *head)
     return 0;
 }
 
+/* Writes the 101's head into the output, piece after piece (each append
+ * in its own statement: the order of the operands of | is unspecified).
+ * Returns 0, or -1 when out of memory. */
+static int append_101_head(WebSocketObject *ws, const srv_response *r)
+{
+    static const char start[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
+                                "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
+    if (out_append(ws, start, sizeof start - 1) < 0 || out_append(ws, ws->accept, 28) < 0
+        || out_append(ws, "\r\n", 2) < 0)
+        return -1;
+    Py_ssize_t n;
+    const char *name = ws->protocol ? PyUnicode_AsUTF8AndSize(ws->protocol, &n) : NULL;
+    if (name != NULL) {
+        if (out_append(ws, "Sec-WebSocket-Protocol: ", 24) < 0
+            || out_append(ws, name, (size_t)n) < 0 || out_append(ws, "\r\n", 2) < 0)
+            return -1;
+    } else {
+        PyErr_Clear();   /* no subprotocol, or one UTF-8 cannot carry */
+    }
+    if (r->started && append_app_headers(ws, &r->head) < 0)
+        return -1;
+    if (srv_cfg.server_header && !(r->started && r->has_server)
+        && out_append(ws, "Server: srv\r\n", 13) < 0)
+        return -1;
+    if (!(r->started && r->has_date)) {
+        size_t dlen;
+        const char *date = srv_http_date_header(ev_now(srv_loop), &dlen);
+        if (out_append(ws, date, dlen) < 0)
+            return -1;
+    }
+    return out_append(ws, "\r\n", 2);
+}
+
 /* Sends the 101 and hands the socket's I/O to the loop.  Returns 0, or -1
  * with WebSocketError set when the app answered with a normal response. */
 static int open_ws(WebSocketObject *ws)
@@ -1106,29 +1142,7 @@ static int open_ws(WebSocketObject *ws)
                         "the app answered the upgrade request with a normal HTTP response");
         return -1;
     }
-    static const char start[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
-                                "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
-    int rc = out_append(ws, start, sizeof start - 1) | out_append(ws, ws->accept, 28)
-           | out_append(ws, "\r\n", 2);
-    Py_ssize_t n;
-    const char *name = ws->protocol ? PyUnicode_AsUTF8AndSize(ws->protocol, &n) : NULL;
-    if (name != NULL) {
-        rc |= out_append(ws, "Sec-WebSocket-Protocol: ", 24) | out_append(ws, name, (size_t)n)
-            | out_append(ws, "\r\n", 2);
-    } else {
-        PyErr_Clear();   /* no subprotocol, or one UTF-8 cannot carry */
-    }
-    if (r->started)
-        rc |= append_app_headers(ws, &r->head);
-    if (srv_cfg.server_header && !(r->started && r->has_server))
-        rc |= out_append(ws, "Server: srv\r\n", 13);
-    if (!(r->started && r->has_date)) {
-        size_t dlen;
-        const char *date = srv_http_date_header(ev_now(srv_loop), &dlen);
-        rc |= out_append(ws, date, dlen);
-    }
-    rc |= out_append(ws, "\r\n", 2);
-    if (rc < 0) {
+    if (append_101_head(ws, r) < 0) {
         PyErr_NoMemory();
         return -1;
     }
@@ -1342,6 +1356,10 @@ static PyObject *ws_close(WebSocketObject *ws, PyObject *args, PyObject *kwds)
     PyObject *message = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|iO:close", kwlist, &code, &message))
         return NULL;
+    if (!close_code_is_valid(code)) {   /* 1005, 1006, 1015 are never sent */
+        PyErr_Format(PyExc_ValueError, "invalid WebSocket close code %d", code);
+        return NULL;
+    }
     if (ws->conn && !ws->opened && open_ws(ws) < 0) {
         PyErr_Clear();   /* refused: nothing to close */
         Py_RETURN_NONE;

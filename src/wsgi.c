@@ -24,6 +24,8 @@
  * the head is sent the connection is closed, so the client sees a truncated
  * response rather than a wrong one.
  */
+#include "srv/clock.h"
+#include "srv/fault.h"
 #include "srv/wsgi.h"
 #include "srv/accesslog.h"
 #include "srv/config.h"
@@ -197,9 +199,14 @@ static int set_remote(srv_conn *c, PyObject *env)
             port = ntohs(a->sin6_port);
         }
         c->remote_addr = PyUnicode_FromString(host);
-        c->remote_port = port >= 0 ? PyUnicode_FromFormat("%d", port) : PyUnicode_FromString("");
-        if (c->remote_addr == NULL || c->remote_port == NULL)
+        c->remote_port = srv_fault("remote_addr") ? PyErr_NoMemory()
+                         : port >= 0 ? PyUnicode_FromFormat("%d", port) : PyUnicode_FromString("");
+        if (c->remote_addr == NULL || c->remote_port == NULL) {
+            /* Both or neither: the next request must not find one NULL. */
+            Py_CLEAR(c->remote_addr);
+            Py_CLEAR(c->remote_port);
             return -1;
+        }
     }
     if (PyDict_SetItem(env, k_remote_addr, c->remote_addr) < 0)
         return -1;
@@ -317,6 +324,71 @@ static int set_authority(PyObject *env, const char *base, const srv_request *req
     if (set_latin1(env, k_http_host, a, alen) < 0)
         return -1;
     return set_latin1(env, k_server_name, a, srv_authority_host_len(a, alen));
+}
+
+/* A request line that did not parse, logged as sent (the log escapes it):
+ * split at its first two spaces, as far as it goes, at most 1 KiB. */
+static int set_raw_line(PyObject *env, const char *p, size_t n)
+{
+    const char *eol = memchr(p, '\n', n);
+    if (eol)
+        n = (size_t)(eol - p);
+    if (n > 0 && p[n - 1] == '\r')
+        n--;
+    if (n > 1024)
+        n = 1024;
+    PyObject *keys[3] = {k_request_method, k_raw_uri, k_server_protocol};
+    for (int i = 0; i < 3 && n > 0; i++) {
+        const char *sp = i < 2 ? memchr(p, ' ', n) : NULL;
+        size_t len = sp ? (size_t)(sp - p) : n;
+        if (set_latin1(env, keys[i], p, len) < 0)
+            return -1;
+        p += len;
+        n -= len;
+        if (sp) {
+            p++;
+            n--;
+        }
+    }
+    return 0;
+}
+
+/* The access-log line of a request srv refused itself (400, 408, 413, 414,
+ * 417, 431, 501, 505): what of the head was parsed, in an environ of its
+ * own, so that every format directive works as for an app's request. */
+static void log_refused(srv_conn *c, int status, size_t body_bytes)
+{
+    if (!srv_access_log_enabled)
+        return;
+    srv_request *req = &c->req;
+    const char *base = c->rbuf.data;
+    PyObject *env = PyDict_New();
+    if (env == NULL)
+        goto fail;
+    if (set_remote(c, env) < 0)
+        goto fail;
+    if (req->line_done && req->head_live) {
+        PyObject *method = method_str(req, base);
+        if (method == NULL || PyDict_SetItem(env, k_request_method, method) < 0) {
+            Py_XDECREF(method);
+            goto fail;
+        }
+        Py_DECREF(method);
+        if (set_latin1(env, k_raw_uri, base + req->url.off, req->url.len) < 0
+            || PyDict_SetItem(env, k_server_protocol, req->http_minor ? v_http11 : v_http10) < 0)
+            goto fail;
+    } else if (c->rpos < c->rbuf.len && set_raw_line(env, base + c->rpos,
+                                                     c->rbuf.len - c->rpos) < 0) {
+        goto fail;
+    }
+    srv_access_entry e = {env, status, body_bytes,
+                          req->head_live ? ev_now(srv_loop) - c->head_start : 0};
+    srv_access_log_write(&e);
+    Py_DECREF(env);
+    return;
+fail:
+    Py_XDECREF(env);
+    srv_log_pyerr("access log of a refused request");
 }
 
 static PyObject *build_environ(srv_conn *c)
@@ -1172,6 +1244,7 @@ static PyObject *intern(const char *s)
 int srv_wsgi_init(void)
 {
     init_tchar();
+    srv_conn_on_refused = log_refused;
     if (PyType_Ready(&StartResponseType) < 0 || PyType_Ready(&srv_InputType) < 0
         || PyType_Ready(&srv_FileWrapperType) < 0)
         return -1;

@@ -127,7 +127,7 @@ class Server:
     """A running srv process."""
 
     def __init__(self, app, args=(), binds=None, cwd=None, env=None,
-                 ready_timeout=READY_TIMEOUT, wait_ready=True):
+                 ready_timeout=READY_TIMEOUT, wait_ready=True, new_session=False):
         self.app = app
         self.state_dir = tempfile.mkdtemp(prefix="srv-test-state-")
         if binds is None:
@@ -161,7 +161,8 @@ class Server:
             e.update(env)
         self.proc = subprocess.Popen(
             self.cmd, cwd=str(cwd or APPS_DIR), env=e,
-            stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=self._stderr)
+            stdin=subprocess.DEVNULL, stdout=self._stdout, stderr=self._stderr,
+            start_new_session=new_session)   # its own process group: killpg()
         self.pid = self.proc.pid
         if wait_ready:
             self.wait_ready(ready_timeout)

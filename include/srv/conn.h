@@ -91,6 +91,11 @@ void srv_conn_release(srv_conn *c, int keep_alive);
  * lingers and closes.  Either side may call it; the loop takes over. */
 void srv_conn_fail(srv_conn *c);
 
+/* Told of each request srv_conn_fail() refused, once its answer is written
+ * (status, body bytes of the answer): the request layer installs it to
+ * access-log refusals.  NULL: nobody listens. */
+extern void (*srv_conn_on_refused)(srv_conn *c, int status, size_t body_bytes);
+
 /* Closes at once and frees. */
 void srv_conn_close(srv_conn *c);
 

@@ -14,6 +14,7 @@
 #ifndef SRV_MASTER_H
 #define SRV_MASTER_H
 
+
 #include <sys/types.h>
 
 #include "srv/metrics.h"
@@ -36,9 +37,6 @@ void srv_master_block_signals(void);
 
 /* Runs the master until it stops; returns the process exit status. */
 int srv_master_run(int argc, char **argv);
-
-/* In a worker: the current CLOCK_MONOTONIC time, for heartbeats. */
-double srv_monotonic(void);
 
 /* In the master: the workers' figures summed for a scrape (counters of live
  * and exited workers, gauges of live ones), with the master's own. */
