@@ -32,7 +32,6 @@
 #include "srv/log.h"
 #include "srv/reqline.h"
 
-#include <Python.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -46,7 +45,6 @@ enum { CB_NONE, CB_FIELD, CB_VALUE };
 #define METHOD_MAX 64
 
 static llhttp_settings_t settings;
-static const char *reasons[600];
 
 static inline srv_request *req_of(llhttp_t *p)
 {
@@ -275,29 +273,72 @@ static int on_message_complete(llhttp_t *p)
     return HPE_PAUSED;
 }
 
-static void load_reasons(void)
-{
-    PyObject *mod = PyImport_ImportModule("http");
-    PyObject *cls = mod ? PyObject_GetAttrString(mod, "HTTPStatus") : NULL;
-    PyObject *it = cls ? PyObject_GetIter(cls) : NULL;
-    PyObject *member;
-    while (it && (member = PyIter_Next(it)) != NULL) {
-        PyObject *code = PyObject_GetAttrString(member, "value");
-        PyObject *phrase = PyObject_GetAttrString(member, "phrase");
-        long c = code ? PyLong_AsLong(code) : -1;
-        const char *s = phrase ? PyUnicode_AsUTF8(phrase) : NULL;
-        if (c >= 100 && c < 600 && s)
-            reasons[c] = strdup(s);
-        Py_XDECREF(code);
-        Py_XDECREF(phrase);
-        Py_DECREF(member);
-    }
-    if (PyErr_Occurred())
-        srv_log_pyerr("could not load reason phrases from http.HTTPStatus");
-    Py_XDECREF(it);
-    Py_XDECREF(cls);
-    Py_XDECREF(mod);
-}
+/* Reason phrases of RFC 9110 and the registered extensions (the same as
+ * Python's http.HTTPStatus, which apps use). */
+static const char *const reasons[600] = {
+    [100] = "Continue",
+    [101] = "Switching Protocols",
+    [102] = "Processing",
+    [103] = "Early Hints",
+    [200] = "OK",
+    [201] = "Created",
+    [202] = "Accepted",
+    [203] = "Non-Authoritative Information",
+    [204] = "No Content",
+    [205] = "Reset Content",
+    [206] = "Partial Content",
+    [207] = "Multi-Status",
+    [208] = "Already Reported",
+    [226] = "IM Used",
+    [300] = "Multiple Choices",
+    [301] = "Moved Permanently",
+    [302] = "Found",
+    [303] = "See Other",
+    [304] = "Not Modified",
+    [305] = "Use Proxy",
+    [307] = "Temporary Redirect",
+    [308] = "Permanent Redirect",
+    [400] = "Bad Request",
+    [401] = "Unauthorized",
+    [402] = "Payment Required",
+    [403] = "Forbidden",
+    [404] = "Not Found",
+    [405] = "Method Not Allowed",
+    [406] = "Not Acceptable",
+    [407] = "Proxy Authentication Required",
+    [408] = "Request Timeout",
+    [409] = "Conflict",
+    [410] = "Gone",
+    [411] = "Length Required",
+    [412] = "Precondition Failed",
+    [413] = "Request Entity Too Large",
+    [414] = "Request-URI Too Long",
+    [415] = "Unsupported Media Type",
+    [416] = "Requested Range Not Satisfiable",
+    [417] = "Expectation Failed",
+    [418] = "I'm a Teapot",
+    [421] = "Misdirected Request",
+    [422] = "Unprocessable Entity",
+    [423] = "Locked",
+    [424] = "Failed Dependency",
+    [425] = "Too Early",
+    [426] = "Upgrade Required",
+    [428] = "Precondition Required",
+    [429] = "Too Many Requests",
+    [431] = "Request Header Fields Too Large",
+    [451] = "Unavailable For Legal Reasons",
+    [500] = "Internal Server Error",
+    [501] = "Not Implemented",
+    [502] = "Bad Gateway",
+    [503] = "Service Unavailable",
+    [504] = "Gateway Timeout",
+    [505] = "HTTP Version Not Supported",
+    [506] = "Variant Also Negotiates",
+    [507] = "Insufficient Storage",
+    [508] = "Loop Detected",
+    [510] = "Not Extended",
+    [511] = "Network Authentication Required",
+};
 
 void srv_http_init(void)
 {
@@ -308,7 +349,6 @@ void srv_http_init(void)
     settings.on_headers_complete = on_headers_complete;
     settings.on_body = on_body;
     settings.on_message_complete = on_message_complete;
-    load_reasons();
 }
 
 const char *srv_http_reason(int status)

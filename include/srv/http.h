@@ -117,8 +117,8 @@ const char *srv_http_date_header(double now, size_t *len);
  * returns the length. */
 size_t srv_http_chunk_header(char *buf, size_t n);
 
-/* The reason phrase for a status code, from Python's http.HTTPStatus, or
- * "Unknown".  Valid for the life of the process. */
+/* The reason phrase for a status code (RFC 9110 and the registered
+ * extensions, as Python's http.HTTPStatus has them), or "Unknown". */
 const char *srv_http_reason(int status);
 
 #endif
