@@ -362,9 +362,8 @@ static void test_incremental(void)
         "GET http://a%41b.c/ HTTP/1.1\r\n",
         "GET HTTP://EXAMPLE.COM HTTP/1.1\r\n",
         "GET /\xe2\x82\xac\xff HTTP/1.1\r\n",
-        "X /%% HTTP/1.1\r\n",
+        "X /%% HTTP/1.1\r\n",   /* a target is visible bytes, not checked as a URI */
         "GET //x//y HTTP/1.1\r\n",
-        "GET /a#frag HTTP/1.1\r\n",
         "M /HTTP/1.1 HTTP/1.1\r\n",
     };
     for (size_t i = 0; i < sizeof valid / sizeof valid[0]; i++)
