@@ -6,7 +6,7 @@ PY    := /usr/bin/python3
 
 FUZZ_SECONDS ?= 1800
 
-.PHONY: all deps build run test test-cluster test-asan test-valgrind fuzz-build fuzz fuzz-short bench bench-ws bench-longpoll install deb clean
+.PHONY: all deps build run test test-cluster test-asan test-valgrind fuzz-build fuzz fuzz-short fuzz-chunked bench bench-ws bench-longpoll install deb clean
 
 all: build
 
@@ -34,7 +34,7 @@ test-cluster: build
 # libFuzzer over the whole request path (clang; ASan and UBSan).
 fuzz-build: deps
 	CC=clang cmake -S . -B build-fuzz -DSRV_PYTHON=$(PY) -DSRV_FUZZ=ON
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_request
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_request fuzz_chunked
 
 fuzz: fuzz-build
 	mkdir -p build-fuzz/corpus
@@ -43,6 +43,12 @@ fuzz: fuzz-build
 
 fuzz-short:
 	$(MAKE) fuzz FUZZ_SECONDS=30
+
+# libFuzzer over the chunked decoder alone (whole vs split must agree).
+fuzz-chunked: fuzz-build
+	mkdir -p build-fuzz/corpus_chunked
+	build-fuzz/fuzz_chunked -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    -print_final_stats=1 build-fuzz/corpus_chunked tests/fuzz/corpus_chunked
 
 test-asan: deps
 	cmake -S . -B build-asan -DSRV_PYTHON=$(PY) -DSRV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug
