@@ -113,7 +113,9 @@ static long host_part(const char *a, size_t n)
             i += 3;
             continue;
         }
-        if (!is(c, C_UNRESERVED | C_SUBDELIM))
+        /* ',' is a sub-delim, but in a Host it is what two Host fields
+         * merged into a list look like: a single host has none. */
+        if (!is(c, C_UNRESERVED | C_SUBDELIM) || c == ',')
             return -1;
         i++;
     }
