@@ -169,7 +169,8 @@ int srv_worker_run(const char *argv0)
                  srv_cfg.monkey_patch ? "monkey-patched" : "NOT patched (--no-monkey-patch)");
     else
         srv_info("srv %s: serving %s in native mode (libev %d.%d): blocking calls such as "
-                 "time.sleep or plain sockets block the whole worker; use srv.sleep",
+                 "time.sleep, plain sockets or database drivers (psycopg2, redis, "
+                 "PyMySQL) block the whole worker; use srv.sleep, or gevent mode",
                  SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor());
     if (srv_cfg.reuse_port && srv_listeners_reuse_port() < 0)
         return 1;
