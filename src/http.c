@@ -186,10 +186,7 @@ static int check_head(srv_request *req, int http_minor)
         if (name_is(req, h, "transfer-encoding")) {
             if (http_minor == 0)
                 return fail(req, 400, "Transfer-Encoding in an HTTP/1.0 request");
-            size_t n = h->value.len;
-            while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-                n--;
-            if (n == 0)
+            if (trimmed_len(v, h->value.len) == 0)
                 return fail(req, 400, "empty Transfer-Encoding");
             if (!codings_supported(v, h->value.len))
                 return fail(req, 501, "unsupported transfer coding");
@@ -201,9 +198,7 @@ static int check_head(srv_request *req, int http_minor)
         } else if (name_is(req, h, "expect")) {
             if (http_minor == 0)
                 continue;   /* RFC 9110: ignored for HTTP/1.0 */
-            size_t n = h->value.len;
-            while (n > 0 && (v[n - 1] == ' ' || v[n - 1] == '\t'))
-                n--;
+            size_t n = trimmed_len(v, h->value.len);
             if (n == 12 && strncasecmp(v, "100-continue", 12) == 0)
                 req->expect_continue = 1;
             else
@@ -228,9 +223,6 @@ static int on_headers_complete(llhttp_t *p)
     req->http_minor = p->http_minor;
     req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     req->chunked = (p->flags & F_CHUNKED) ? 1 : 0;
-    /* RFC 9112 6.1: Transfer-Encoding in HTTP/1.0 means close afterwards. */
-    if (p->http_minor == 0 && (p->flags & F_TRANSFER_ENCODING))
-        req->keep_alive = 0;
     /* What follows a CONNECT is tunnel data, never another request. */
     if (p->method == HTTP_CONNECT)
         req->keep_alive = 0;
