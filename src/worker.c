@@ -130,8 +130,8 @@ int srv_worker_run(const char *argv0)
     }
 
     if (gevent)
-        srv_info("srv %s: serving %s in gevent mode: gevent's hub runs the loop, sharing the "
-                 "system libev %d.%d (ev_default_loop); stdlib %s",
+        srv_info("srv %s: serving %s in gevent mode: gevent's hub runs srv's loop "
+                 "(_srv_gevent.loop on the system libev %d.%d, ev_default_loop); stdlib %s",
                  SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor(),
                  srv_cfg.monkey_patch ? "monkey-patched" : "NOT patched (--no-monkey-patch)");
     else
