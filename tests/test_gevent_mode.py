@@ -281,3 +281,14 @@ def test_mode_gevent_without_gevent_is_a_usage_error():
     assert r.returncode == 2
     last = r.stderr.strip().splitlines()[-1]
     assert "python3-gevent" in last
+
+
+def test_refuses_greenlet_with_another_c_api():
+    """srv checks the greenlet C API table it imports against the one it was
+    compiled against, and stops in one line instead of calling into it."""
+    r = run_srv(["--app", "native_app:app", "--mode", "native",
+                 "--pythonpath", str(APPS_DIR / "fake_greenlet_other_api")])
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "greenlet 99.0 (test stand-in) does not match the greenlet C API" in last
+    assert "rebuild srv" in last
