@@ -61,6 +61,8 @@ static const char usage[] =
 "  --pid FILE              write the master's pid to FILE\n"
 "  --chdir DIR             change to DIR before loading the app\n"
 "  --pythonpath DIR        prepend DIR to sys.path; repeatable\n"
+"  --virtualenv DIR        use the virtualenv DIR (default: the one srv is installed in,\n"
+"                          else $VIRTUAL_ENV)\n"
 "  --backlog N             listen(2) backlog (default 2048)\n"
 "  --reuse-port            each worker listens on its own SO_REUSEPORT socket\n"
 "                          (default: all workers share the master's sockets)\n"
@@ -159,6 +161,7 @@ enum {
     OPT_REQUEST_TIMEOUT, OPT_TIMEOUT, OPT_MAX_REQUESTS, OPT_MAX_REQUESTS_JITTER, OPT_PID,
     OPT_MAX_CONNECTIONS, OPT_UMASK, OPT_REUSE_PORT, OPT_ERROR_LOG, OPT_ACCESS_LOG,
     OPT_ACCESS_LOG_FORMAT, OPT_FORWARDED_ALLOW_IPS, OPT_PROXY_PROTOCOL, OPT_METRICS_BIND,
+    OPT_VIRTUALENV,
 };
 
 static const struct option options[] = {
@@ -166,6 +169,7 @@ static const struct option options[] = {
     {"bind", required_argument, NULL, 'b'},
     {"chdir", required_argument, NULL, OPT_CHDIR},
     {"pythonpath", required_argument, NULL, OPT_PYTHONPATH},
+    {"virtualenv", required_argument, NULL, OPT_VIRTUALENV},
     {"backlog", required_argument, NULL, OPT_BACKLOG},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"ws-max-message", required_argument, NULL, OPT_WS_MAX_MESSAGE},
@@ -211,6 +215,7 @@ void srv_config_parse(int argc, char **argv)
         case 'b': push(&srv_cfg.binds, &srv_cfg.nbinds, optarg); break;
         case OPT_CHDIR: srv_cfg.chdir = optarg; break;
         case OPT_PYTHONPATH: push(&srv_cfg.pythonpath, &srv_cfg.npythonpath, optarg); break;
+        case OPT_VIRTUALENV: srv_cfg.virtualenv = optarg; break;
         case OPT_BACKLOG: srv_cfg.backlog = (int)parse_int("--backlog", optarg, 1, INT_MAX); break;
         case OPT_WS_MAX_MESSAGE:
             srv_cfg.ws_max_message = (uint64_t)parse_int("--ws-max-message", optarg, 1, 1LL << 40);

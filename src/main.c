@@ -17,6 +17,7 @@
 #include "srv/loop.h"
 #include "srv/master.h"
 #include "srv/metrics.h"
+#include "srv/venv.h"
 
 /* --error-log FILE: srv's log, tracebacks and wsgi.errors all go to fd 2,
  * so pointing fd 2 at the file moves all of them.  Done after binding, so
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
 {
     srv_master_block_signals();
     srv_config_parse(argc, argv);
+    srv_venv_resolve();   /* before --chdir: a relative --virtualenv */
     signal(SIGPIPE, SIG_IGN);
     if (srv_cfg.chdir && chdir(srv_cfg.chdir) < 0)
         srv_die_usage("--chdir %s: %s", srv_cfg.chdir, strerror(errno));
