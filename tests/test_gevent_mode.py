@@ -292,3 +292,38 @@ def test_refuses_greenlet_with_another_c_api():
     last = r.stderr.strip().splitlines()[-1]
     assert "greenlet 99.0 (test stand-in) does not match the greenlet C API" in last
     assert "rebuild srv" in last
+
+
+def test_hub_runs_srvs_loop(gsrv):
+    """gevent's hub runs srv's loop class, whichever gevent this is (in a
+    virtualenv: the virtualenv's own gevent, with its embedded libev)."""
+    status, info = get_json(gsrv.port, "/loop")
+    assert status == 200
+    assert info["loop_type"] == "_srv_gevent.loop"
+    assert info["default"] is True
+    if info["prefix"] != info["base_prefix"]:
+        assert info["gevent_file"].startswith(info["prefix"] + os.sep), info
+
+
+def test_every_kind_of_watcher_works(gsrv):
+    """callbacks, timers, io, idle, async (threadpool), signal and child
+    watchers, reached through gevent's own APIs inside a request."""
+    status, out = get_json(gsrv.port, "/loop-api")
+    assert status == 200, out
+    assert out == {
+        "pending_before": [True, False],
+        "callbacks": ["cb"],
+        "spawn_later": "later",
+        "timeout": "raised",
+        "event_wait": False,
+        "repeats": 3,
+        "stopped_timer_active": False,
+        "select": 1,
+        "idle": True,
+        "threadpool": 42,
+        "signal": ["usr2"],
+        "child_status": 3,
+        "after_error": True,
+    }
+    assert "ZeroDivisionError" in gsrv.stderr_text()
+    gsrv.assert_healthy()
