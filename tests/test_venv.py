@@ -103,3 +103,23 @@ def test_virtualenv_of_another_python(tmp_path):
     lines = r.stderr.strip().splitlines()
     assert len(lines) == 1, lines
     assert "made with Python 3.99, but srv embeds Python %s" % PY_VERSION in lines[0]
+
+
+def test_python_dash_m_srv_runs_the_installed_binary(tmp_path):
+    """`python -m srv` (the package `pip install .` installs) execs the srv
+    binary installed next to that Python: same version line, same usage
+    errors.  Skipped where srv was not installed by pip (a CMake build)."""
+    import importlib.util
+    spec = importlib.util.find_spec("srv")
+    if spec is None or spec.origin is None:
+        pytest.skip("srv is not pip-installed for this Python")
+    r = subprocess.run([sys.executable, "-m", "srv", "--version"],
+                       capture_output=True, text=True, timeout=30)
+    mine = subprocess.run([srv_bin(), "--version"], capture_output=True, text=True,
+                          timeout=30)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout == mine.stdout and r.stdout.startswith("srv ")
+    r = subprocess.run([sys.executable, "-m", "srv", "--no-such-flag"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr
