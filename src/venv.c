@@ -8,6 +8,7 @@
  */
 #include "srv/venv.h"
 #include "srv/config.h"
+#include "srv/log.h"
 
 #include <Python.h>
 #include <errno.h>
@@ -47,10 +48,38 @@ static int venv_version(const char *dir, char *out, size_t n)
     return 0;
 }
 
-static int is_venv(const char *dir)
+/* The Python that made the venv at dir, if it is one: "" when pyvenv.cfg
+ * does not say.  Returns NULL when it is no virtualenv, else `mine` when
+ * the versions match (or are unknown), else v. */
+static const char *venv_mismatch(const char *dir, char *v, size_t n, const char *mine)
+{
+    if (venv_version(dir, v, n) < 0)
+        return NULL;
+    return v[0] && strcmp(v, mine) != 0 ? v : mine;
+}
+
+static const char *embedded_version(void)
+{
+    static char mine[16];
+    snprintf(mine, sizeof mine, "%d.%d", PY_MAJOR_VERSION, PY_MINOR_VERSION);
+    return mine;
+}
+
+/* A venv found implicitly (srv's own bin/, $VIRTUAL_ENV) is used when it is
+ * of the Python srv embeds; of another, it is ignored with a warning. */
+static int usable(const char *dir, const char *why)
 {
     char v[128];
-    return venv_version(dir, v, sizeof v) == 0;
+    const char *mine = embedded_version();
+    const char *got = venv_mismatch(dir, v, sizeof v, mine);
+    if (got == NULL)
+        return 0;
+    if (got != mine) {
+        srv_warn("%s %s was made with Python %s, but srv embeds Python %s: not using it",
+                 why, dir, got, mine);
+        return 0;
+    }
+    return 1;
 }
 
 static void use(const char *dir)
@@ -81,7 +110,7 @@ static int from_own_binary(void)
     if (slash == NULL || strcmp(slash, "/bin") != 0)
         return 0;
     *slash = '\0';                                  /* the venv */
-    if (exe[0] == '\0' || !is_venv(exe))
+    if (exe[0] == '\0' || !usable(exe, "the virtualenv of srv's binary,"))
         return 0;
     use(exe);
     return 1;
@@ -92,20 +121,20 @@ void srv_venv_resolve(void)
     const char *dir = srv_cfg.virtualenv;
     if (dir) {
         char v[128];
-        if (venv_version(dir, v, sizeof v) < 0)
+        const char *mine = embedded_version();
+        const char *got = venv_mismatch(dir, v, sizeof v, mine);
+        if (got == NULL)
             srv_die_usage("--virtualenv %s: no pyvenv.cfg there, not a virtualenv", dir);
-        char mine[16];
-        snprintf(mine, sizeof mine, "%d.%d", PY_MAJOR_VERSION, PY_MINOR_VERSION);
-        if (v[0] && strcmp(v, mine) != 0)
+        if (got != mine)
             srv_die_usage("--virtualenv %s: made with Python %s, but srv embeds Python %s; "
-                          "create it with that Python (python%s -m venv)", dir, v, mine, mine);
+                          "create it with that Python (python%s -m venv)", dir, got, mine, mine);
         use(dir);
         return;
     }
     if (from_own_binary())
         return;
     const char *env = getenv("VIRTUAL_ENV");
-    if (env && env[0] && is_venv(env))
+    if (env && env[0] && usable(env, "$VIRTUAL_ENV"))
         use(env);
 }
 

@@ -123,3 +123,17 @@ def test_python_dash_m_srv_runs_the_installed_binary(tmp_path):
                        capture_output=True, text=True, timeout=30)
     assert r.returncode == 2
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_virtual_env_of_another_python_is_not_used(server_factory, tmp_path, outside_binary,
+                                                   monkeypatch):
+    """An activated venv of another Python is ignored, with a warning: its
+    site-packages could not be imported by the Python srv embeds."""
+    other = tmp_path / "other-venv"
+    other.mkdir()
+    (other / "pyvenv.cfg").write_text("home = /usr/bin\nversion = 3.99.1\n")
+    monkeypatch.setenv("SRV_BIN", outside_binary)
+    s = server_factory("venv_app:app", "--mode", "native", env={"VIRTUAL_ENV": str(other)})
+    info = served(s)
+    assert info["prefix"] == info["base_prefix"] != str(other)
+    assert "$VIRTUAL_ENV %s was made with Python 3.99" % other in s.stderr_text()
