@@ -203,6 +203,38 @@ def _loop_api():
     out["select"] = len(r)
     a.close()
     b.close()
+    # io with pass_events (select.poll), the selectors module, a FileObject
+    a, b = socket.socketpair()
+    b.send(b"y")
+    poller = gevent.select.poll()
+    poller.register(a.fileno(), gevent.select.POLLIN)
+    out["poll"] = [ev for _, ev in poller.poll(5000)]
+    import gevent.selectors
+    sel = gevent.selectors.DefaultSelector()
+    sel.register(a, gevent.selectors.EVENT_READ)
+    out["selector"] = len(sel.select(5))
+    sel.close()
+    a.close()
+    b.close()
+    import gevent.fileobject
+    rfd, wfd = os.pipe()
+    reader = gevent.fileobject.FileObject(rfd, "rb")
+    gevent.spawn_later(0.02, os.write, wfd, b"piped")
+    out["fileobject"] = reader.read1(100).decode()
+    reader.close()
+    os.close(wfd)
+    # queue with a timeout, a pool, AsyncResult from a later greenlet
+    import gevent.pool
+    import gevent.queue
+    try:
+        gevent.queue.Queue().get(timeout=0.02)
+        out["queue"] = "got"
+    except gevent.queue.Empty:
+        out["queue"] = "empty"
+    out["pool"] = list(gevent.pool.Pool(3).imap(lambda x: x * 2, range(5)))
+    result = gevent.event.AsyncResult()
+    gevent.spawn_later(0.01, result.set, "async")
+    out["async_result"] = result.get(timeout=5)
     # idle
     gevent.idle()
     out["idle"] = True
