@@ -6,7 +6,7 @@ PY    := /usr/bin/python3
 
 FUZZ_SECONDS ?= 1800
 
-.PHONY: all deps build run test test-cluster test-asan test-valgrind fuzz-build fuzz fuzz-short fuzz-chunked bench bench-ws bench-longpoll install deb clean
+.PHONY: all deps build run test test-cluster test-venv test-asan test-valgrind fuzz-build fuzz fuzz-short fuzz-chunked bench bench-ws bench-longpoll install deb clean
 
 all: build
 
@@ -30,6 +30,23 @@ test: build
 # the per-host counts of each phase.
 test-cluster: build
 	SRV_BIN=$(CURDIR)/$(BUILD)/srv $(PY) -m pytest -q -s -rA -p no:cacheprovider tests/test_cluster.py
+
+# srv as Python users install it: a fresh virtualenv, `pip install .` plus
+# gevent, greenlet and the test tools from PyPI (no Debian Python packages
+# visible), then the gevent-mode, WebSocket, long-polling, framework,
+# concurrency and virtualenv tests against the venv's srv and pytest.
+VENV ?= build-venv
+VENV_PKGS := gevent greenlet flask django requests pytest gevent-websocket websocket-client
+VENV_TESTS := test_gevent_mode.py test_websocket.py test_longpoll.py test_frameworks.py \
+              test_concurrency.py test_venv.py
+
+test-venv: deps
+	rm -rf $(VENV)
+	$(PY) -m venv $(VENV)
+	$(VENV)/bin/pip install -q . $(VENV_PKGS)
+	$(VENV)/bin/python -c "import gevent, sys; assert gevent.__file__.startswith(sys.prefix), gevent.__file__"
+	SRV_BIN=$(abspath $(VENV))/bin/srv PYTHONDONTWRITEBYTECODE=1 \
+	    $(VENV)/bin/python -m pytest -q -p no:cacheprovider $(addprefix tests/,$(VENV_TESTS))
 
 # libFuzzer over the whole request path (clang; ASan and UBSan).
 fuzz-build: deps
@@ -83,4 +100,4 @@ deb: deps
 	cd build-deb && cpack -G DEB
 
 clean:
-	rm -rf $(BUILD) build-asan build-deb
+	rm -rf $(BUILD) build-asan build-deb $(VENV)

@@ -74,6 +74,8 @@ static const char usage[] =
 "  --pid FILE              write the master's pid to FILE\n"
 "  --chdir DIR             change to DIR before loading the app\n"
 "  --pythonpath DIR        prepend DIR to sys.path; repeatable\n"
+"  --virtualenv DIR        use the virtualenv DIR (default: the one srv is installed in,\n"
+"                          else $VIRTUAL_ENV)\n"
 "  --backlog N             listen(2) backlog (default 2048)\n"
 "  --reuse-port            each worker listens on its own SO_REUSEPORT socket\n"
 "                          (default: all workers share the master's sockets)\n"
@@ -227,13 +229,14 @@ enum {
     OPT_REQUEST_TIMEOUT, OPT_TIMEOUT, OPT_MAX_REQUESTS, OPT_MAX_REQUESTS_JITTER, OPT_PID,
     OPT_MAX_CONNECTIONS, OPT_UMASK, OPT_REUSE_PORT, OPT_ERROR_LOG, OPT_ACCESS_LOG,
     OPT_ACCESS_LOG_FORMAT, OPT_FORWARDED_ALLOW_IPS, OPT_PROXY_PROTOCOL, OPT_METRICS_BIND,
-    OPT_CONFIG, OPT_CHECK_CONFIG,
+    OPT_CONFIG, OPT_CHECK_CONFIG, OPT_VIRTUALENV,
 };
 
 static const struct option options[] = {
     {"app", required_argument, NULL, OPT_APP},
     {"bind", required_argument, NULL, 'b'},
     {"chdir", required_argument, NULL, OPT_CHDIR},
+    {"virtualenv", required_argument, NULL, OPT_VIRTUALENV},
     {"pythonpath", required_argument, NULL, OPT_PYTHONPATH},
     {"backlog", required_argument, NULL, OPT_BACKLOG},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
@@ -342,6 +345,7 @@ static int set_option(srv_config *c, int opt, const char *label, const char *v,
     case OPT_APP: c->app = v; return 0;
     case 'b': return push(&c->binds, &c->nbinds, v, err, errlen);
     case OPT_CHDIR: c->chdir = v; return 0;
+    case OPT_VIRTUALENV: c->virtualenv = v; return 0;
     case OPT_PYTHONPATH: return push(&c->pythonpath, &c->npythonpath, v, err, errlen);
     case OPT_NO_SERVER_HEADER: c->server_header = !on; return 0;
     case OPT_NO_MONKEY_PATCH: c->monkey_patch = !on; return 0;

@@ -1,19 +1,17 @@
 /*
  * geventmode.c - srv on gevent's hub.
  *
- * Debian's gevent links the system libev.so.4, the library srv links, so
- * gevent's default loop *is* srv's ev_default_loop: srv's listeners,
- * connection watchers and timers are plain libev watchers on the loop that
- * gevent's hub runs, and a worker that waits on gevent (a patched socket,
- * time.sleep, a Queue) and a worker that waits on srv's own socket both just
- * switch to the hub.  No Python object is made per connection for srv's I/O.
- *
- * A gevent with a private libev (pip wheels build one in: LIBEV_EMBED is
- * true), the CFFI backend or libuv has a loop srv cannot put watchers on.
- * srv refuses to start in that case with a one-line error naming the fixes
- * (Debian's python3-gevent, or --mode native), rather than falling back to
- * gevent's Python watcher API: a fallback would be a second, slower server
- * to keep correct, and mixing watchers of two libevs corrupts both.
+ * srv gives gevent its loop: before gevent's hub exists, gevent.config.loop
+ * is set to _srv_gevent.loop (gloop.c), a loop class implemented in C on
+ * srv's ev_default_loop.  gevent's hub then runs srv's loop, whichever libev
+ * gevent itself was built with (Debian's links the system libev, pip's
+ * wheels embed their own, which simply goes unused): srv's listeners,
+ * connection watchers and timers and gevent's watchers are watchers of one
+ * libev loop, and a worker that waits on gevent (a patched socket,
+ * time.sleep, a Queue) and a worker that waits on srv's own socket both
+ * just switch to the hub.  No Python object is made per connection for
+ * srv's I/O.  A gevent that does not let a program choose its loop class
+ * (older than 1.3) is refused with a one-line error.
  *
  * Pooled workers outlive their requests, so gevent.local (the patched
  * threading.local) would carry one request's values into the next.  After
@@ -23,6 +21,7 @@
  */
 #include "srv/geventmode.h"
 #include "srv/config.h"
+#include "srv/gloop.h"
 #include "srv/hub.h"
 #include "srv/log.h"
 
@@ -61,8 +60,8 @@ int srv_gevent_importable(void)
 
 static void refuse(const char *why)
 {
-    srv_die_usage("--mode gevent: %s; srv can only share gevent's loop when gevent uses the "
-                  "system libev (Debian's python3-gevent); use that, or --mode native", why);
+    srv_die_usage("--mode gevent: %s; use gevent >= 1.3 (pip install gevent, or Debian's "
+                  "python3-gevent), or --mode native", why);
 }
 
 static PyObject *import_attr(const char *module, const char *attr)
@@ -93,8 +92,30 @@ static void make_reset_fn(void)
     }
 }
 
+/* gevent.config.loop = _srv_gevent.loop, before anything creates the hub.
+ * Returns a new reference to the class. */
+static PyObject *give_gevent_our_loop(void)
+{
+    PyObject *cls = srv_gloop_class();
+    PyObject *config = cls ? import_attr("gevent", "config") : NULL;
+    if (config == NULL) {
+        PyErr_Clear();
+        Py_XDECREF(cls);
+        refuse("this gevent has no gevent.config, so srv cannot give it its loop");
+    }
+    int rc = PyObject_SetAttrString(config, "loop", cls);
+    Py_DECREF(config);
+    if (rc < 0) {
+        PyErr_Clear();
+        Py_DECREF(cls);
+        refuse("this gevent does not accept a loop class in gevent.config.loop");
+    }
+    return cls;
+}
+
 struct ev_loop *srv_gevent_setup(int monkey_patch)
 {
+    PyObject *loop_class = give_gevent_our_loop();
     if (monkey_patch) {
         PyObject *patch_all = import_attr("gevent.monkey", "patch_all");
         PyObject *r = patch_all ? PyObject_CallNoArgs(patch_all) : NULL;
@@ -106,16 +127,6 @@ struct ev_loop *srv_gevent_setup(int monkey_patch)
         Py_DECREF(r);
     }
 
-    PyObject *embed = import_attr("gevent.libev.corecext", "LIBEV_EMBED");
-    if (embed == NULL) {
-        PyErr_Clear();
-        refuse("gevent has no libev C extension (gevent.libev.corecext)");
-    }
-    int embedded = PyObject_IsTrue(embed);
-    Py_DECREF(embed);
-    if (embedded)
-        refuse("this gevent embeds its own copy of libev (LIBEV_EMBED is true)");
-
     PyObject *get_hub = import_attr("gevent", "get_hub");
     hub = get_hub ? PyObject_CallNoArgs(get_hub) : NULL;
     Py_XDECREF(get_hub);
@@ -124,22 +135,12 @@ struct ev_loop *srv_gevent_setup(int monkey_patch)
         PyErr_Print();
         srv_die_usage("--mode gevent: cannot start gevent's hub");
     }
-    PyObject *loop_type = import_attr("gevent.libev.corecext", "loop");
-    int is_cext = loop_type && PyObject_TypeCheck(loop, (PyTypeObject *)loop_type);
-    Py_XDECREF(loop_type);
-    PyErr_Clear();
-    if (!is_cext) {
-        Py_DECREF(loop);
-        refuse("gevent's hub does not run a libev C-extension loop (GEVENT_LOOP is set to another backend?)");
-    }
-    PyObject *ptr = PyObject_GetAttrString(loop, "ptr");
+    int ours = PyObject_TypeCheck(loop, (PyTypeObject *)loop_class);
     Py_DECREF(loop);
-    void *hub_loop = ptr ? PyLong_AsVoidPtr(ptr) : NULL;
-    Py_XDECREF(ptr);
-    PyErr_Clear();
+    Py_DECREF(loop_class);
+    if (!ours)
+        refuse("gevent's hub was created before srv could give it its loop");
     struct ev_loop *mine = ev_default_loop(0);
-    if (hub_loop == NULL || hub_loop != (void *)mine)
-        refuse("gevent's loop is not the ev_default_loop of the libev srv links");
 
     PyObject *getcurrent = import_attr("greenlet", "getcurrent");
     main_greenlet = getcurrent ? PyObject_CallNoArgs(getcurrent) : NULL;

@@ -16,6 +16,7 @@
 #include <Python.h>
 #include <greenlet/greenlet.h>
 
+#include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/hub.h"
 #include "srv/fault.h"
@@ -265,11 +266,57 @@ static void trim_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 SRV_EV_CALLBACK(on_trim, ev_timer, trim_cb)
 
+/* Does the imported greenlet export the C API srv was compiled against
+ * (greenlet.h: PyGreenlet_API_pointers slots in a fixed order)?  Its table
+ * must hold greenlet's own type, exceptions and current greenlet.  Returns
+ * NULL, or what is wrong. */
+static const char *api_mismatch(PyObject *mod)
+{
+    PyObject *type = PyObject_GetAttrString(mod, "greenlet");
+    PyObject *exit = PyObject_GetAttrString(mod, "GreenletExit");
+    PyObject *err = PyObject_GetAttrString(mod, "error");
+    PyObject *cur = PyObject_CallMethod(mod, "getcurrent", NULL);
+    const char *why = NULL;
+    if (type == NULL || exit == NULL || err == NULL || cur == NULL)
+        why = "its module lacks greenlet, GreenletExit, error or getcurrent";
+    else if ((PyObject *)&PyGreenlet_Type != type || PyExc_GreenletExit != exit
+             || PyExc_GreenletError != err)
+        why = "its C API table does not hold its own types";
+    else {
+        PyGreenlet *c = PyGreenlet_GetCurrent();
+        if ((PyObject *)c != cur || !PyGreenlet_MAIN(c) || PyGreenlet_GET_PARENT(c) != NULL)
+            why = "its C API table does not hold its own functions";
+        Py_XDECREF(c);
+    }
+    PyErr_Clear();
+    Py_XDECREF(type);
+    Py_XDECREF(exit);
+    Py_XDECREF(err);
+    Py_XDECREF(cur);
+    return why;
+}
+
+static void check_greenlet_api(void)
+{
+    PyObject *mod = PyImport_ImportModule("greenlet");
+    PyObject *ver = mod ? PyObject_GetAttrString(mod, "__version__") : NULL;
+    const char *v = ver && PyUnicode_Check(ver) ? PyUnicode_AsUTF8(ver) : "?";
+    PyErr_Clear();
+    const char *why = mod ? api_mismatch(mod) : "it does not import";
+    if (why)
+        srv_die_usage("greenlet %s does not match the greenlet C API srv was compiled against "
+                      "(greenlet.h, %d entries): %s; rebuild srv with this greenlet installed",
+                      v ? v : "?", PyGreenlet_API_pointers, why);
+    Py_XDECREF(ver);
+    Py_XDECREF(mod);
+}
+
 int srv_hub_init(struct ev_loop *loop)
 {
     PyGreenlet_Import();
     if (_PyGreenlet_API == NULL)
         return -1;
+    check_greenlet_api();
     srv_loop = loop;
     loop_greenlet = PyGreenlet_GetCurrent();
     run_fn = PyCFunction_New(&run_def, NULL);

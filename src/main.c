@@ -14,6 +14,7 @@
 #include "srv/master.h"
 #include "srv/metrics.h"
 #include "srv/settings.h"
+#include "srv/venv.h"
 #include "srv/worker.h"
 
 int main(int argc, char **argv)
@@ -21,6 +22,7 @@ int main(int argc, char **argv)
     srv_master_block_signals();
     srv_config_parse(argc, argv);
     signal(SIGPIPE, SIG_IGN);
+    srv_venv_resolve();   /* before --chdir: a relative --virtualenv */
     srv_settings_enter();
     if (srv_cfg.check_config)
         srv_worker_check(argv[0]);

@@ -9,6 +9,7 @@
  * loop greenlet itself) it sleeps for real, as time.sleep would.
  */
 #include "srv/pymod.h"
+#include "srv/gloop.h"
 #include "srv/hub.h"
 #include "srv/ws.h"
 
@@ -110,5 +111,7 @@ int srv_pymod_import(void)
 
 int srv_pymod_register(void)
 {
+    if (srv_gloop_register() < 0)   /* _srv_gevent: gevent's loop class */
+        return -1;
     return PyImport_AppendInittab("srv", init_srv_module);
 }

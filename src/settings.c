@@ -121,6 +121,7 @@ static int keep_fixed(srv_config *c, const srv_config *old)
     KEEP_INT(reuse_port, "reuse-port")
     KEEP_STRING(metrics_bind, "metrics-bind")
     KEEP_STRING(pidfile, "pid")
+    KEEP_STRING(virtualenv, "virtualenv")   /* resolved once, at start */
 #undef KEEP_INT
 #undef KEEP_STRING
     return 0;

@@ -29,6 +29,7 @@
 #include "srv/loop.h"
 #include "srv/master.h"
 #include "srv/pymod.h"
+#include "srv/venv.h"
 #include "srv/worker.h"
 #include "srv/wsgi.h"
 
@@ -60,7 +61,7 @@ static void start_python(const char *argv0)
     PyConfig_InitPythonConfig(&config);
     config.install_signal_handlers = 0;   /* the loop owns signals */
     config.parse_argv = 0;
-    PyConfig_SetBytesString(&config, &config.program_name, argv0);
+    PyConfig_SetBytesString(&config, &config.program_name, srv_venv_program(argv0));
     PyStatus st = Py_InitializeFromConfig(&config);
     PyConfig_Clear(&config);
     if (PyStatus_Exception(st))
@@ -104,15 +105,15 @@ static struct ev_loop *load_app(const char *argv0, int *gevent_out)
     int gevent = srv_cfg.mode == SRV_MODE_GEVENT
         || (srv_cfg.mode == SRV_MODE_AUTO && srv_gevent_importable());
     if (srv_cfg.mode == SRV_MODE_GEVENT && !srv_gevent_importable())
-        srv_die_usage("--mode gevent: gevent cannot be imported; install it with "
-                      "'apt-get install python3-gevent', or use --mode native");
+        srv_die_usage("--mode gevent: gevent cannot be imported; install it (pip install gevent, or "
+                      "apt-get install python3-gevent), or use --mode native");
     struct ev_loop *loop = gevent ? srv_gevent_setup(srv_cfg.monkey_patch)
                                   : ev_default_loop(EVFLAG_AUTO);
     if (loop == NULL)
         srv_die_usage("cannot initialise libev");
     if (srv_hub_init(loop) < 0) {
         PyErr_Print();
-        srv_die_usage("cannot import greenlet (install python3-greenlet)");
+        srv_die_usage("cannot import greenlet (pip install greenlet, or apt-get install python3-greenlet)");
     }
     srv_http_init();
     if (srv_pymod_import() < 0 || srv_wsgi_init() < 0) {
@@ -163,8 +164,8 @@ int srv_worker_run(const char *argv0)
     }
 
     if (gevent)
-        srv_info("srv %s: serving %s in gevent mode: gevent's hub runs the loop, sharing the "
-                 "system libev %d.%d (ev_default_loop); stdlib %s",
+        srv_info("srv %s: serving %s in gevent mode: gevent's hub runs srv's loop "
+                 "(_srv_gevent.loop on the system libev %d.%d, ev_default_loop); stdlib %s",
                  SRV_VERSION, srv_cfg.app, ev_version_major(), ev_version_minor(),
                  srv_cfg.monkey_patch ? "monkey-patched" : "NOT patched (--no-monkey-patch)");
     else

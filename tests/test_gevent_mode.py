@@ -259,12 +259,12 @@ def test_native_mode_with_srv_sleep(server_factory):
     assert time.monotonic() - t0 < 6 * SLOW, "srv.sleep did not overlap in native mode"
 
 
-def test_refuses_gevent_with_embedded_libev():
+def test_refuses_gevent_that_cannot_take_a_loop_class():
     r = run_srv(["--app", "gevent_app:app", "--mode", "gevent",
-                 "--pythonpath", str(APPS_DIR / "fake_gevent_embedded")])
+                 "--pythonpath", str(APPS_DIR / "fake_gevent_old")])
     assert r.returncode == 2, r.stderr
     last = r.stderr.strip().splitlines()[-1]
-    assert "embeds its own copy of libev" in last
+    assert "no gevent.config" in last
     assert "--mode native" in last
 
 
@@ -281,3 +281,55 @@ def test_mode_gevent_without_gevent_is_a_usage_error():
     assert r.returncode == 2
     last = r.stderr.strip().splitlines()[-1]
     assert "python3-gevent" in last
+
+
+def test_refuses_greenlet_with_another_c_api():
+    """srv checks the greenlet C API table it imports against the one it was
+    compiled against, and stops in one line instead of calling into it."""
+    r = run_srv(["--app", "native_app:app", "--mode", "native",
+                 "--pythonpath", str(APPS_DIR / "fake_greenlet_other_api")])
+    assert r.returncode == 2, r.stderr
+    last = r.stderr.strip().splitlines()[-1]
+    assert "greenlet 99.0 (test stand-in) does not match the greenlet C API" in last
+    assert "rebuild srv" in last
+
+
+def test_hub_runs_srvs_loop(gsrv):
+    """gevent's hub runs srv's loop class, whichever gevent this is (in a
+    virtualenv: the virtualenv's own gevent, with its embedded libev)."""
+    status, info = get_json(gsrv.port, "/loop")
+    assert status == 200
+    assert info["loop_type"] == "_srv_gevent.loop"
+    assert info["default"] is True
+    if info["prefix"] != info["base_prefix"]:
+        assert info["gevent_file"].startswith(info["prefix"] + os.sep), info
+
+
+def test_every_kind_of_watcher_works(gsrv):
+    """callbacks, timers, io, idle, async (threadpool), signal and child
+    watchers, reached through gevent's own APIs inside a request."""
+    status, out = get_json(gsrv.port, "/loop-api")
+    assert status == 200, out
+    assert out == {
+        "pending_before": [True, False],
+        "callbacks": ["cb"],
+        "spawn_later": "later",
+        "timeout": "raised",
+        "event_wait": False,
+        "repeats": 3,
+        "stopped_timer_active": False,
+        "select": 1,
+        "poll": [1],
+        "selector": 1,
+        "fileobject": "piped",
+        "queue": "empty",
+        "pool": [0, 2, 4, 6, 8],
+        "async_result": "async",
+        "idle": True,
+        "threadpool": 42,
+        "signal": ["usr2"],
+        "child_status": 3,
+        "after_error": True,
+    }
+    assert "ZeroDivisionError" in gsrv.stderr_text()
+    gsrv.assert_healthy()

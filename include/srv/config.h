@@ -25,6 +25,7 @@ typedef struct srv_config {
     const char *chdir;
     const char **pythonpath;
     int npythonpath;
+    const char *virtualenv;      /* --virtualenv DIR, or NULL */
     int backlog;
     int server_header;           /* send "Server: srv" */
     uint64_t max_body;           /* 413 above this */

@@ -1,9 +1,9 @@
 /*
  * geventmode.h - running srv on gevent's hub (--mode gevent).
  *
- * Owns everything srv knows about gevent: monkey-patching before the app is
- * imported, proving that gevent's loop is the very libev ev_default_loop srv
- * links (and refusing to start otherwise), making gevent's hub the loop
+ * Owns everything srv knows about gevent: giving gevent srv's loop class
+ * (gloop.h) before its hub exists, monkey-patching before the app is
+ * imported, refusing a gevent that cannot take a loop class, making gevent's hub the loop
  * greenlet, running the hub, resetting gevent's greenlet-local state between
  * the requests a pooled worker serves, and handing the workers back to the
  * main greenlet at shut-down.
@@ -16,9 +16,9 @@
 /* Can gevent be imported?  (Clears the ImportError.) */
 int srv_gevent_importable(void);
 
-/* Patches the stdlib unless told not to, starts gevent's hub and checks
- * that its loop is ev_default_loop.  Returns the loop, or exits with a
- * one-line error (status 2) when the loops cannot be shared. */
+/* Gives gevent srv's loop class, patches the stdlib unless told not to and
+ * starts gevent's hub on ev_default_loop.  Returns the loop, or exits with
+ * a one-line error (status 2) when this gevent cannot use it. */
 struct ev_loop *srv_gevent_setup(int monkey_patch);
 
 /* Runs gevent's hub (and so the loop) until srv_loop_stop() breaks it. */

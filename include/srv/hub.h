@@ -28,11 +28,11 @@ typedef struct _greenlet PyGreenlet;
 
 struct srv_conn;
 
-/* gevent runs ev_run() with the GIL released and each callback takes it, so
- * every srv libev callback does the same: SRV_EV_CALLBACK(on_x, ev_io, x)
- * defines on_x, which runs x(loop, w, revents) holding the GIL.  In native
- * mode the loop holds the GIL while it dispatches, and taking it again is a
- * counter increment. */
+/* Every srv libev callback runs holding the GIL: SRV_EV_CALLBACK(on_x,
+ * ev_io, x) defines on_x, which runs x(loop, w, revents) holding it.  In
+ * both modes the loop (srv's ev_run, or gevent's hub on _srv_gevent.loop)
+ * already holds the GIL while it dispatches and releases it only to poll,
+ * so taking it again is a counter increment. */
 #define SRV_EV_CALLBACK(name, wtype, body)                          \
     static void name(struct ev_loop *loop, wtype *w, int revents)   \
     {                                                               \

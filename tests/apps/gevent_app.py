@@ -7,6 +7,7 @@ JSON.  SRV_TEST_STATE is a directory the tests read afterwards.
 import json
 import os
 import socket
+import sys
 import threading
 import time
 import urllib.parse
@@ -144,5 +145,115 @@ def app(environ, start_response):
             yield b"second\n"
         return body()
 
+    if path == "/loop":
+        loop = gevent.get_hub().loop
+        return _json(start_response, {
+            "loop_type": "%s.%s" % (type(loop).__module__, type(loop).__name__),
+            "default": loop.default,
+            "gevent_file": gevent.__file__,
+            "prefix": sys.prefix,
+            "base_prefix": sys.base_prefix,
+        })
+
+    if path == "/loop-api":
+        return _json(start_response, _loop_api())
+
     return _json(start_response, {"path": path}, "404 Not Found")
+
+
+def _loop_api():
+    """gevent features that reach each kind of watcher of the loop srv gives
+    gevent; each entry is the observed result."""
+    import gevent.event
+    import gevent.select
+    import gevent.subprocess
+    import signal
+
+    out = {}
+    hub = gevent.get_hub()
+    # run_callback, and a callback stopped before it runs
+    ran = []
+    cb = hub.loop.run_callback(ran.append, "cb")
+    stopped = hub.loop.run_callback(ran.append, "stopped")
+    stopped.stop()
+    out["pending_before"] = [cb.pending, stopped.pending]
+    gevent.sleep(0)
+    out["callbacks"] = ran
+    # timers: spawn_later, Timeout, Event.wait with a timeout, timer.again
+    g = gevent.spawn_later(0.05, lambda: "later")
+    out["spawn_later"] = g.get(timeout=5)
+    try:
+        with gevent.Timeout(0.05):
+            gevent.sleep(5)
+        out["timeout"] = "no"
+    except gevent.Timeout:
+        out["timeout"] = "raised"
+    out["event_wait"] = gevent.event.Event().wait(0.02)
+    fired = []
+    t = hub.loop.timer(0.01, 0.01)
+    t.again(lambda: fired.append(1) if len(fired) < 3 else t.stop())
+    gevent.sleep(0.2)
+    out["repeats"] = len(fired)
+    out["stopped_timer_active"] = t.active
+    t.close()
+    # io: select on a socket pair
+    a, b = socket.socketpair()
+    b.send(b"x")
+    r, _, _ = gevent.select.select([a], [], [], 5)
+    out["select"] = len(r)
+    a.close()
+    b.close()
+    # io with pass_events (select.poll), the selectors module, a FileObject
+    a, b = socket.socketpair()
+    b.send(b"y")
+    poller = gevent.select.poll()
+    poller.register(a.fileno(), gevent.select.POLLIN)
+    out["poll"] = [ev for _, ev in poller.poll(5000)]
+    import gevent.selectors
+    sel = gevent.selectors.DefaultSelector()
+    sel.register(a, gevent.selectors.EVENT_READ)
+    out["selector"] = len(sel.select(5))
+    sel.close()
+    a.close()
+    b.close()
+    import gevent.fileobject
+    rfd, wfd = os.pipe()
+    reader = gevent.fileobject.FileObject(rfd, "rb")
+    gevent.spawn_later(0.02, os.write, wfd, b"piped")
+    out["fileobject"] = reader.read1(100).decode()
+    reader.close()
+    os.close(wfd)
+    # queue with a timeout, a pool, AsyncResult from a later greenlet
+    import gevent.pool
+    import gevent.queue
+    try:
+        gevent.queue.Queue().get(timeout=0.02)
+        out["queue"] = "got"
+    except gevent.queue.Empty:
+        out["queue"] = "empty"
+    out["pool"] = list(gevent.pool.Pool(3).imap(lambda x: x * 2, range(5)))
+    result = gevent.event.AsyncResult()
+    gevent.spawn_later(0.01, result.set, "async")
+    out["async_result"] = result.get(timeout=5)
+    # idle
+    gevent.idle()
+    out["idle"] = True
+    # async from another (real) thread: the threadpool
+    out["threadpool"] = hub.threadpool.apply(lambda: 6 * 7)
+    # signal watcher
+    got = []
+    h = gevent.signal_handler(signal.SIGUSR2, lambda: got.append("usr2"))
+    os.kill(os.getpid(), signal.SIGUSR2)
+    gevent.sleep(0.1)
+    h.cancel()
+    out["signal"] = got
+    # child watcher: gevent's subprocess
+    p = gevent.subprocess.run(["sh", "-c", "exit 3"])
+    out["child_status"] = p.returncode
+    # an exception in a callback goes to the hub's error handler, and the
+    # loop goes on
+    hub.loop.run_callback(lambda: 1 / 0)
+    gevent.sleep(0.01)
+    out["after_error"] = True
+    return out
 

@@ -1,1 +1,0 @@
-LIBEV_EMBED = True
