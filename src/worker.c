@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "srv/accesslog.h"
+#include "srv/aio.h"
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/geventmode.h"
@@ -162,6 +163,7 @@ int srv_worker_run(const char *argv0)
         srv_gevent_detach();
 
     srv_hub_shutdown();
+    srv_aio_shutdown();
     if (srv_access_log_enabled)
         srv_access_log_flush();
     srv_wsgi_fini();
