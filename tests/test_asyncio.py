@@ -342,3 +342,63 @@ def test_asyncpg_many_at_once(aio, pg_dsn):
     assert [g["doubled"] for g in got] == [2 * i for i in range(10)]
     # each query sleeps 0.3 s in the server: serialised would be >= 3 s
     assert time.monotonic() - t0 < 2.0 * SLOW
+
+
+# -- leaks --------------------------------------------------------------------
+
+LEAK_REQUESTS = int(os.environ.get("SRV_AIO_LEAK_REQUESTS", "100000"))
+
+
+def aio_load(port, total, threads=8, batch=16, reconnect_every=2000):
+    from test_leak import FastClient
+    req = b"GET /leak HTTP/1.1\r\nHost: x\r\n\r\n"
+    per = total // threads
+    errors = []
+
+    def worker():
+        try:
+            c = FastClient(port)
+            done = since = 0
+            while done < per:
+                n = min(batch, per - done)
+                for st, body in c.exchange(req * n, n):
+                    if st != 200 or body != b'"ok"':
+                        raise AssertionError("bad response %r %r" % (st, body))
+                done += n
+                since += n
+                if since >= reconnect_every:
+                    c.connect()
+                    since = 0
+            c.close()
+        except Exception as e:  # noqa: BLE001
+            errors.append(repr(e))
+    ts = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join(600)
+    assert not errors, errors
+    assert not any(t.is_alive() for t in ts)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_no_leak_through_run_async(server_factory, mode):
+    """LEAK_REQUESTS requests, each awaiting a coroutine (two asyncio sleeps)
+    through srv.run_async: RSS, fds and live tasks do not grow."""
+    s = server_factory("aio_app:app", "--mode", mode)
+    fd_base = s.fd_baseline("/leak")
+    warm = LEAK_REQUESTS // 10
+    t0 = time.monotonic()
+    aio_load(s.port, warm)
+    assert wait_for(lambda: s.fd_count() <= fd_base, 3)
+    rss1 = s.rss_kib()
+    aio_load(s.port, LEAK_REQUESTS - warm)
+    elapsed = time.monotonic() - t0
+    assert wait_for(lambda: s.fd_count() <= fd_base, 5), "fds: %d -> %d" % (fd_base, s.fd_count())
+    rss2 = s.rss_kib()
+    print("\n%s: %d run_async requests in %.1fs (%.0f req/s); RSS %d -> %d KiB (%+d KiB)"
+          % (mode, LEAK_REQUESTS, elapsed, LEAK_REQUESTS / elapsed, rss1, rss2, rss2 - rss1))
+    assert get_json(s.port, "/tasks") == {"tasks": 0}
+    if not os.environ.get("SRV_SANITIZED"):
+        assert rss2 - rss1 < 4 * 1024, "RSS grew by %d KiB" % (rss2 - rss1)
+    assert s.alive()

@@ -111,8 +111,16 @@ async def pg_query(dsn, x):
         await conn.close()
 
 
+async def small():
+    await asyncio.sleep(0)
+    await asyncio.sleep(0.001)
+    return "ok"
+
+
 def route(path, q):
     loop = srv.get_event_loop()
+    if path == "/leak":
+        return srv.run_async(small())
     if path == "/sleep":
         return srv.run_async(sleep_then("slept", float(q.get("s", "0.2"))))
     if path == "/gather":
