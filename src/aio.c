@@ -38,8 +38,6 @@
 #include <greenlet/greenlet.h>
 #include <stdlib.h>
 
-#define ZERO_SELECTS 16
-
 /* ---- Python side --------------------------------------------------------- */
 
 static const char glue_src[] =
@@ -153,7 +151,6 @@ typedef struct selector {
     int nfds;
     int *ready;             /* fds with events to collect */
     int nready, ready_cap;
-    int zero_selects;       /* select(0) calls in a row without a loop turn */
     PyGreenlet *g;          /* owned: the greenlet running the asyncio loop */
     PyObject *run;          /* owned: what g runs */
     unsigned waiting:1;     /* g waits in select() */
@@ -235,15 +232,6 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 
 SRV_EV_CALLBACK(on_io, ev_io, io_cb)
 
-/* A zero timer is armed on w: also feed its event now, so that when we are
- * inside a libev callback (we nearly always are) it runs in this same pass
- * over pending watchers, not a loop iteration later.  The timer stays as the
- * guarantee; stopping it clears the fed event too. */
-static void wake_soon(ev_timer *w)
-{
-    ev_feed_event(srv_loop, w, EV_TIMER);
-}
-
 static void timer_stop(selector *s)
 {
     ev_timer_stop(srv_loop, &s->timer);
@@ -260,7 +248,6 @@ static void kick(selector *s)
     s->kicked = 1;
     ev_timer_set(&s->timer, 0., 0.);
     ev_timer_start(srv_loop, &s->timer);
-    wake_soon(&s->timer);
 }
 
 static int parse_events(PyObject *o, int *events)
@@ -492,12 +479,6 @@ static PyObject *sel_select(selector *s, PyObject *args, PyObject *kw)
         if (timeout < 0)
             timeout = 0;
     }
-    /* select(0): asyncio has callbacks ready.  Return at once, but let
-     * srv's loop turn every few times so that a coroutine that never waits
-     * cannot starve the server. */
-    if (timeout == 0 && s->nready == 0 && !s->inplace && ++s->zero_selects < ZERO_SELECTS)
-        return PyList_New(0);
-    s->zero_selects = 0;
     if (s->nready == 0) {
         int rc;
         if (s->inplace)
@@ -601,7 +582,6 @@ static PyObject *waiter_call(waiter *w, PyObject *args, PyObject *kw)
     if (w->g && !ev_is_active(&w->timer)) {
         ev_timer_set(&w->timer, 0., 0.);
         ev_timer_start(srv_loop, &w->timer);
-        wake_soon(&w->timer);
     }
     Py_RETURN_NONE;
 }

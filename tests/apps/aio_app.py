@@ -19,8 +19,11 @@ TASKS = {}
 
 
 def mark(name, text="1"):
-    with open(os.path.join(STATE, name), "w") as f:
+    """Records a side effect; the file appears whole (tests poll for it)."""
+    path = os.path.join(STATE, name)
+    with open(path + ".tmp", "w") as f:
         f.write(text)
+    os.replace(path + ".tmp", path)
 
 
 async def sleep_then(value, seconds):
