@@ -58,6 +58,13 @@ static const char glue_src[] =
     "    def remove_signal_handler(self, sig):\n"
     "        raise NotImplementedError(_NO_SIGNALS)\n"
     "\n"
+    "    # In a request, the loop already runs in its own greenlet: wait for\n"
+    "    # the future there, suspending only the request (srv.run_async).\n"
+    "    def run_until_complete(self, future):\n"
+    "        if _in_request():\n"
+    "            return _run_async(future)\n"
+    "        return super().run_until_complete(future)\n"
+    "\n"
     "    def default_exception_handler(self, context):\n"
     "        _log(_describe(context))\n"
     "\n"
@@ -625,6 +632,20 @@ static PyObject *aio_log(PyObject *module, PyObject *text)
 
 static PyObject *aio_get_event_loop(PyObject *module, PyObject *unused);
 
+/* Would srv.run_async suspend the calling greenlet (rather than run the
+ * loop in place or refuse)? */
+static PyObject *aio_in_request(PyObject *module, PyObject *unused)
+{
+    if (the_sel == NULL || srv_loop == NULL || srv_hub_in_loop())
+        Py_RETURN_FALSE;
+    PyGreenlet *cur = srv_hub_current();
+    int in_aio = cur == the_sel->g;
+    Py_DECREF(cur);
+    return PyBool_FromLong(!in_aio);
+}
+
+static PyObject *aio_run_async(PyObject *module, PyObject *args, PyObject *kw);
+
 static PyObject *aio_wake(PyObject *module, PyObject *unused)
 {
     if (the_sel)
@@ -636,6 +657,8 @@ static PyMethodDef glue_defs[] = {
     {"_log", aio_log, METH_O, NULL},
     {"_get_loop", aio_get_event_loop, METH_NOARGS, NULL},
     {"_wake", aio_wake, METH_NOARGS, NULL},
+    {"_in_request", aio_in_request, METH_NOARGS, NULL},
+    {"_run_async", (PyCFunction)(void (*)(void))aio_run_async, METH_VARARGS | METH_KEYWORDS, NULL},
 };
 
 static int load_glue(void)

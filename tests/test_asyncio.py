@@ -174,6 +174,20 @@ def test_run_async_inside_a_coroutine_refused(aio):
     assert got.startswith("RuntimeError:") and "await" in got
 
 
+def test_run_until_complete_in_a_request_suspends_only_that_request(aio):
+    n = 20
+    t0 = time.monotonic()
+    with concurrent.futures.ThreadPoolExecutor(n) as ex:
+        got = list(ex.map(lambda _: get_json(aio.port, "/run_until_complete?s=0.5"), range(n)))
+    assert got == ["ruc"] * n
+    assert time.monotonic() - t0 < 2.5 * SLOW
+
+
+def test_asyncio_run_in_a_request_refused(aio):
+    got = get_json(aio.port, "/asyncio_run")
+    assert got.startswith("RuntimeError:") and "running event loop" in got, got
+
+
 def test_server_still_healthy(aio):
     assert get_json(aio.port, "/tasks") == {"tasks": 0}
     assert aio.alive()

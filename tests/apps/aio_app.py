@@ -191,6 +191,15 @@ def route(path, q):
                 return "RuntimeError: %s" % e
             return "nested ran"
         return srv.run_async(inner())
+    if path == "/run_until_complete":
+        # old-style code: get_event_loop().run_until_complete() in a request
+        return asyncio.get_event_loop().run_until_complete(sleep_then("ruc", float(q.get("s", "0.5"))))
+    if path == "/asyncio_run":
+        try:
+            asyncio.run(sleep_then("ran", 0))
+        except RuntimeError as e:
+            return "RuntimeError: %s" % e
+        return "asyncio.run ran"
     if path == "/tasks":
         return {"tasks": len(asyncio.all_tasks(loop))}
     if path == "/aiohttp":
