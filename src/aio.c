@@ -96,6 +96,8 @@ static const char glue_src[] =
     "\n"
     "class _Policy(asyncio.DefaultEventLoopPolicy):\n"
     "    def get_event_loop(self):\n"
+    "        if _other_thread():\n"
+    "            return super().get_event_loop()\n"
     "        return _get_loop()\n"
     "\n"
     "def _install_policy():\n"
@@ -136,6 +138,7 @@ static const char glue_src[] =
     "    _events._set_running_loop(None)\n";
 
 static PyObject *glue;          /* owned: the glue's globals */
+static unsigned long loop_thread;   /* the thread that runs srv's loop */
 static PyObject *the_loop;      /* owned: srv's asyncio loop, once made */
 static PyObject *key_type;      /* owned: selectors.SelectorKey */
 
@@ -636,7 +639,8 @@ static PyObject *aio_get_event_loop(PyObject *module, PyObject *unused);
  * loop in place or refuse)? */
 static PyObject *aio_in_request(PyObject *module, PyObject *unused)
 {
-    if (the_sel == NULL || srv_loop == NULL || srv_hub_in_loop())
+    if (the_sel == NULL || srv_loop == NULL || PyThread_get_thread_ident() != loop_thread
+        || srv_hub_in_loop())
         Py_RETURN_FALSE;
     PyGreenlet *cur = srv_hub_current();
     int in_aio = cur == the_sel->g;
@@ -645,6 +649,12 @@ static PyObject *aio_in_request(PyObject *module, PyObject *unused)
 }
 
 static PyObject *aio_run_async(PyObject *module, PyObject *args, PyObject *kw);
+
+/* Is this a thread other than the one that made srv's loop? */
+static PyObject *aio_other_thread(PyObject *module, PyObject *unused)
+{
+    return PyBool_FromLong(PyThread_get_thread_ident() != loop_thread);
+}
 
 static PyObject *aio_wake(PyObject *module, PyObject *unused)
 {
@@ -658,6 +668,7 @@ static PyMethodDef glue_defs[] = {
     {"_get_loop", aio_get_event_loop, METH_NOARGS, NULL},
     {"_wake", aio_wake, METH_NOARGS, NULL},
     {"_in_request", aio_in_request, METH_NOARGS, NULL},
+    {"_other_thread", aio_other_thread, METH_NOARGS, NULL},
     {"_run_async", (PyCFunction)(void (*)(void))aio_run_async, METH_VARARGS | METH_KEYWORDS, NULL},
 };
 
@@ -707,6 +718,12 @@ static PyObject *install_policy(void)
 /* srv's asyncio loop, made on first use (borrowed). */
 static PyObject *ensure_loop(void)
 {
+    if (PyThread_get_thread_ident() != loop_thread) {
+        PyErr_SetString(PyExc_RuntimeError,
+                        "srv's asyncio loop belongs to the thread that runs srv's loop; from "
+                        "another thread use asyncio.run_coroutine_threadsafe(coro, loop)");
+        return NULL;
+    }
     if (the_loop)
         return the_loop;
     PyObject *r = install_policy();
@@ -879,6 +896,7 @@ int srv_aio_add_to_module(PyObject *module)
         return -1;
     if (PyType_Ready(&SelectorType) < 0 || PyType_Ready(&WaiterType) < 0)
         return -1;
+    loop_thread = PyThread_get_thread_ident();   /* the worker's main thread */
     return PyModule_AddFunctions(module, aio_methods);
 }
 

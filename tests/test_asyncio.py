@@ -188,6 +188,19 @@ def test_asyncio_run_in_a_request_refused(aio):
     assert got.startswith("RuntimeError:") and "running event loop" in got, got
 
 
+def test_other_threads(aio):
+    got = get_json(aio.port, "/from_thread")
+    if "gevent" in aio.cmd:
+        # monkey-patched threads are greenlets of the worker's one thread
+        assert got == {"get_event_loop": "returned a loop", "run_async": "ran",
+                       "threadsafe": "threadsafe"}, got
+    else:
+        # a real thread: asyncio's rules (no loop), and run_async says what to use
+        assert got["get_event_loop"] == "RuntimeError", got
+        assert "run_coroutine_threadsafe" in got["run_async"], got
+        assert got["threadsafe"] == "threadsafe", got
+
+
 def test_server_still_healthy(aio):
     assert get_json(aio.port, "/tasks") == {"tasks": 0}
     assert aio.alive()
@@ -223,6 +236,27 @@ def test_graceful_stop_waits_then_cancels_tasks(server_factory, mode):
     with open(path) as f:
         assert f.read() == "cancelled"
     assert "cancelling 1 asyncio task(s) still pending" in s.stderr_text()
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_graceful_timeout_with_a_request_in_run_async(server_factory, mode):
+    s = server_factory("aio_app:app", "--mode", mode, "--graceful-timeout", "1")
+    results = []
+    t = threading.Thread(target=lambda: results.append(_get_or_error(s.port, "/slow?name=inflight")))
+    t.start()
+    assert wait_for(lambda: "tasks\": 1" in get(s.port, "/tasks")[1].decode(), 5)
+    assert s.stop(signal.SIGTERM, timeout=15) == 0, s.stderr_text()
+    t.join(10)
+    with open(s.state_path("inflight")) as f:
+        assert f.read() == "cancelled"
+    assert "Fatal" not in s.stderr_text() and "Segmentation" not in s.stderr_text()
+
+
+def _get_or_error(port, path):
+    try:
+        return get(port, path)
+    except (OSError, http.client.HTTPException) as e:
+        return e
 
 
 @pytest.mark.parametrize("mode", MODES)

@@ -200,6 +200,29 @@ def route(path, q):
         except RuntimeError as e:
             return "RuntimeError: %s" % e
         return "asyncio.run ran"
+    if path == "/from_thread":
+        # another OS thread: asyncio's own rules, and run_async refuses clearly
+        out = {}
+
+        def other():
+            try:
+                asyncio.get_event_loop()
+                out["get_event_loop"] = "returned a loop"
+            except RuntimeError as e:
+                out["get_event_loop"] = "RuntimeError"
+            try:
+                srv.run_async(asyncio.sleep(0))
+                out["run_async"] = "ran"
+            except RuntimeError as e:
+                out["run_async"] = str(e)
+            fut = asyncio.run_coroutine_threadsafe(sleep_then("threadsafe", 0.05), loop)
+            out["threadsafe"] = fut.result(5)
+        import threading as _t
+        t = _t.Thread(target=other)
+        t.start()
+        while t.is_alive():
+            srv.run_async(asyncio.sleep(0.01))
+        return out
     if path == "/tasks":
         return {"tasks": len(asyncio.all_tasks(loop))}
     if path == "/aiohttp":
