@@ -168,6 +168,7 @@ typedef struct selector {
     unsigned fired:1;       /* the timer fired */
     unsigned kicked:1;      /* the timer is armed to fire at once */
     unsigned closed:1;
+    int restarts;           /* greenlets started since the last select() */
 } selector;
 
 static selector *the_sel;       /* borrowed: the_loop owns it */
@@ -177,9 +178,39 @@ static entry *lookup(selector *s, int fd)
     return fd >= 0 && fd < s->nfds ? s->fds[fd] : NULL;
 }
 
+static void kick(selector *s);
+static void forget_dead_greenlet(selector *s);
+
+#define MAX_RESTARTS 3
+
+/* Switches to the asyncio greenlet until it waits again.  If run_forever()
+ * ended instead (a SystemExit or KeyboardInterrupt out of a callback ends
+ * it, and the hub logs it), a fresh greenlet runs what is left: a few
+ * times in a row at most, so that a loop that cannot run does not spin. */
 static void resume_loop_greenlet(selector *s)
 {
+    Py_INCREF(s);   /* the switch may close the loop */
     srv_hub_resume(s->g);
+    if (s->g && PyGreenlet_STARTED(s->g) && !PyGreenlet_ACTIVE(s->g)) {
+        forget_dead_greenlet(s);
+        if (++s->restarts <= MAX_RESTARTS)
+            kick(s);
+        else
+            srv_error("srv's asyncio loop keeps stopping; it runs again at the next call");
+    }
+    Py_DECREF(s);
+}
+
+/* run_forever() ended (a SystemExit or KeyboardInterrupt from a callback
+ * propagates out of it): forget the greenlet, so that the next kick starts
+ * a fresh one rather than leaving every run_async waiting. */
+static void forget_dead_greenlet(selector *s)
+{
+    if (s->g && PyGreenlet_STARTED(s->g) && !PyGreenlet_ACTIVE(s->g)) {
+        srv_error("srv's asyncio loop stopped running; starting it again");
+        Py_CLEAR(s->g);
+        s->waiting = 0;
+    }
 }
 
 static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
@@ -189,15 +220,14 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     s->kicked = 0;
     if (s->inplace || s->closed)
         return;
+    forget_dead_greenlet(s);
     if (s->g == NULL) {
         s->g = PyGreenlet_New(s->run, NULL);   /* child of the loop greenlet */
         if (s->g == NULL) {
             srv_log_pyerr("cannot start the asyncio loop's greenlet");
             return;
         }
-        Py_INCREF(s);   /* the switch may close the loop */
         resume_loop_greenlet(s);
-        Py_DECREF(s);
     } else if (s->waiting) {
         resume_loop_greenlet(s);
     }
@@ -252,6 +282,9 @@ static void timer_stop(selector *s)
  * scheduled.  Running elsewhere (or in place), it will see it by itself. */
 static void kick(selector *s)
 {
+    if (s->g && PyGreenlet_STARTED(s->g) && !PyGreenlet_ACTIVE(s->g))
+        s->restarts = 0;   /* someone new needs the loop: try again */
+    forget_dead_greenlet(s);
     if (s->closed || s->inplace || (s->g && !s->waiting) || s->kicked)
         return;
     timer_stop(s);
@@ -469,6 +502,7 @@ static int wait_in_greenlet(selector *s, double timeout)
 {
     timer_arm(s, timeout);
     s->waiting = 1;
+    s->restarts = 0;
     int rc = srv_hub_wait();
     s->waiting = 0;
     timer_stop(s);

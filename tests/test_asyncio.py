@@ -201,6 +201,12 @@ def test_other_threads(aio):
         assert got["threadsafe"] == "threadsafe", got
 
 
+def test_loop_restarts_after_run_forever_ended(aio):
+    assert get_json(aio.port, "/kill_loop", timeout=10) == "survived"
+    assert get_json(aio.port, "/sleep?s=0.05") == "slept"
+    assert "srv's asyncio loop stopped running; starting it again" in aio.stderr_text()
+
+
 def test_server_still_healthy(aio):
     assert get_json(aio.port, "/tasks") == {"tasks": 0}
     assert aio.alive()

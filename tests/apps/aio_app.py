@@ -223,6 +223,13 @@ def route(path, q):
         while t.is_alive():
             srv.run_async(asyncio.sleep(0.01))
         return out
+    if path == "/kill_loop":
+        # a BaseException out of a callback ends run_forever(); srv restarts it
+        def stop():
+            raise SystemExit("callback raised SystemExit")
+        loop.call_soon(stop)
+        srv.run_async(asyncio.sleep(0.05))
+        return "survived"
     if path == "/tasks":
         return {"tasks": len(asyncio.all_tasks(loop))}
     if path == "/aiohttp":
