@@ -692,7 +692,9 @@ static PyObject *aio_other_thread(PyObject *module, PyObject *unused)
 
 static PyObject *aio_wake(PyObject *module, PyObject *unused)
 {
-    if (the_sel)
+    /* From another thread (call_soon is not thread-safe anyway) libev must
+     * not be touched: call_soon_threadsafe wakes the loop by its pipe. */
+    if (the_sel && PyThread_get_thread_ident() == loop_thread)
         kick(the_sel);
     Py_RETURN_NONE;
 }
