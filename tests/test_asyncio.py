@@ -207,6 +207,36 @@ def test_loop_restarts_after_run_forever_ended(aio):
     assert "srv's asyncio loop stopped running; starting it again" in aio.stderr_text()
 
 
+def _worker_cpu_seconds(server):
+    with open("/proc/%d/stat" % server.worker_pid()) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def test_idle_asyncio_loop_costs_no_cpu(server_factory):
+    # a fresh server: nothing else in flight.  A pending task and a timer
+    # far away, and the loop waits on one libev timer: no busy wake-ups.
+    s = server_factory("aio_app:app", "--mode", "native")
+    assert get_json(s.port, "/idle_setup") == "idle"
+    time.sleep(0.3)
+    before = _worker_cpu_seconds(s)
+    time.sleep(2)
+    used = _worker_cpu_seconds(s) - before
+    assert used <= 0.05, "idle worker used %.2f s of CPU in 2 s" % used
+
+
+def test_readable_fd_while_the_loop_is_blocked_does_not_spin(server_factory, echo_server):
+    # gevent mode: time.sleep in a coroutine is a gevent wait, so srv's
+    # loop keeps turning while the asyncio loop is blocked, and the readable
+    # fd must not be reported to it over and over.
+    s = server_factory("aio_app:app", "--mode", "gevent")
+    assert get_json(s.port, "/") == "hello"
+    before = _worker_cpu_seconds(s)
+    assert get_json(s.port, "/block_in_coroutine?s=1.5&port=%d" % echo_server) == "ping"
+    used = _worker_cpu_seconds(s) - before
+    assert used <= 0.3, "the worker used %.2f s of CPU while the asyncio loop was blocked" % used
+
+
 def test_server_still_healthy(aio):
     assert get_json(aio.port, "/tasks") == {"tasks": 0}
     assert aio.alive()

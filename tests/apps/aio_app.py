@@ -230,6 +230,22 @@ def route(path, q):
         loop.call_soon(stop)
         srv.run_async(asyncio.sleep(0.05))
         return "survived"
+    if path == "/block_in_coroutine":
+        # A coroutine that blocks the asyncio loop (time.sleep: in gevent
+        # mode a gevent wait) while a registered fd is readable: srv must
+        # not spin on that fd meanwhile.
+        async def blocked(port):
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+            writer.write(b"ping")               # sent at once; the echo comes back
+            time.sleep(float(q.get("s", "1")))  # while this blocks the asyncio loop
+            got = await reader.readexactly(4)
+            writer.close()
+            return got.decode()
+        return srv.run_async(blocked(int(q["port"])))
+    if path == "/idle_setup":
+        loop.call_later(600, lambda: None)
+        loop.create_task(asyncio.sleep(600))
+        return "idle"
     if path == "/tasks":
         return {"tasks": len(asyncio.all_tasks(loop))}
     if path == "/aiohttp":
