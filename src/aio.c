@@ -138,6 +138,8 @@ static const char glue_src[] =
     "    _events._set_running_loop(None)\n";
 
 static PyObject *glue;          /* owned: the glue's globals */
+static PyObject *s_create_task, *s_add_done_callback, *s_remove_done_callback,
+                *s_result, *s_cancel, *s_close;   /* interned method names */
 static unsigned long loop_thread;   /* the thread that runs srv's loop */
 static PyObject *the_loop;      /* owned: srv's asyncio loop, once made */
 static PyObject *key_type;      /* owned: selectors.SelectorKey */
@@ -818,24 +820,15 @@ static PyObject *run_in_place(PyObject *loop, PyObject *aw, PyObject *timeout)
     return r;
 }
 
-static PyObject *call_method0(PyObject *o, const char *name)
-{
-    PyObject *n = PyUnicode_FromString(name);
-    if (n == NULL)
-        return NULL;
-    PyObject *r = PyObject_CallMethodNoArgs(o, n);
-    Py_DECREF(n);
-    return r;
-}
 
 /* The request gave up waiting (an exception was thrown in): cancel. */
 static void abandon(PyObject *task, waiter *w)
 {
     PyObject *type, *value, *tb;
     PyErr_Fetch(&type, &value, &tb);
-    PyObject *r = PyObject_CallMethod(task, "remove_done_callback", "O", (PyObject *)w);
+    PyObject *r = PyObject_CallMethodOneArg(task, s_remove_done_callback, (PyObject *)w);
     Py_XDECREF(r);
-    r = r ? call_method0(task, "cancel") : NULL;
+    r = r ? PyObject_CallMethodNoArgs(task, s_cancel) : NULL;
     Py_XDECREF(r);
     if (r == NULL)
         srv_log_pyerr("srv.run_async: cannot cancel the task");
@@ -860,7 +853,7 @@ static PyObject *aio_run_async(PyObject *module, PyObject *args, PyObject *kw)
     if (nested) {
         Py_DECREF(cur);
         if (PyCoro_CheckExact(aw)) {   /* it will never run: no "never awaited" warning */
-            PyObject *r = call_method0(aw, "close");
+            PyObject *r = PyObject_CallMethodNoArgs(aw, s_close);
             Py_XDECREF(r);
             PyErr_Clear();
         }
@@ -869,8 +862,13 @@ static PyObject *aio_run_async(PyObject *module, PyObject *args, PyObject *kw)
                         "loop: await the awaitable instead");
         return NULL;
     }
-    PyObject *argv[3] = {loop, aw, timeout};
-    PyObject *task = glue_call("_submit", argv, 3);
+    PyObject *task;
+    if (timeout == Py_None && PyCoro_CheckExact(aw)) {
+        task = PyObject_CallMethodOneArg(loop, s_create_task, aw);   /* the common case */
+    } else {
+        PyObject *argv[3] = {loop, aw, timeout};
+        task = glue_call("_submit", argv, 3);
+    }
     waiter *w = task ? PyObject_New(waiter, &WaiterType) : NULL;
     if (w == NULL) {
         Py_DECREF(cur);
@@ -880,7 +878,7 @@ static PyObject *aio_run_async(PyObject *module, PyObject *args, PyObject *kw)
     ev_init(&w->timer, on_waiter);
     w->g = cur;   /* the reference from srv_hub_current() */
     w->done = 0;
-    PyObject *r = PyObject_CallMethod(task, "add_done_callback", "O", (PyObject *)w);
+    PyObject *r = PyObject_CallMethodOneArg(task, s_add_done_callback, (PyObject *)w);
     int rc = r ? 0 : -1;
     Py_XDECREF(r);
     if (rc == 0) {
@@ -895,7 +893,7 @@ static PyObject *aio_run_async(PyObject *module, PyObject *args, PyObject *kw)
     if (rc < 0)
         abandon(task, w);
     else
-        result = call_method0(task, "result");
+        result = PyObject_CallMethodNoArgs(task, s_result);
     Py_DECREF(w);
     Py_DECREF(task);
     return result;
@@ -933,6 +931,14 @@ int srv_aio_add_to_module(PyObject *module)
     if (PyType_Ready(&SelectorType) < 0 || PyType_Ready(&WaiterType) < 0)
         return -1;
     loop_thread = PyThread_get_thread_ident();   /* the worker's main thread */
+    struct { PyObject **s; const char *name; } names[] = {
+        {&s_create_task, "create_task"}, {&s_add_done_callback, "add_done_callback"},
+        {&s_remove_done_callback, "remove_done_callback"}, {&s_result, "result"},
+        {&s_cancel, "cancel"}, {&s_close, "close"},
+    };
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (*names[i].s == NULL && (*names[i].s = PyUnicode_InternFromString(names[i].name)) == NULL)
+            return -1;
     return PyModule_AddFunctions(module, aio_methods);
 }
 
@@ -1008,7 +1014,7 @@ void srv_aio_shutdown(void)
         srv_log_pyerr("cannot cancel the asyncio tasks");
     /* End run_forever() in its greenlet, with us as its parent. */
     if (s->g && PyGreenlet_ACTIVE(s->g)) {
-        PyObject *r = call_method0(the_loop, "stop");
+        PyObject *r = PyObject_CallMethod(the_loop, "stop", NULL);
         Py_XDECREF(r);
         PyGreenlet *cur = srv_hub_current();
         s->inplace = 1;
