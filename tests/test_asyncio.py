@@ -296,6 +296,19 @@ def _get_or_error(port, path):
 
 
 @pytest.mark.parametrize("mode", MODES)
+def test_get_event_loop_in_a_request_is_srvs_loop(server_factory, mode):
+    # the app imports asyncio but never names srv
+    s = server_factory("aio_policy_app:app", "--mode", mode)
+    got = get_json(s.port, "/schedule")
+    assert got == {"type": "EventLoop", "module": "srv", "running": True}, got
+    path = s.state_path("later")
+    assert not os.path.exists(path)
+    assert wait_for(lambda: os.path.exists(path), 5), "call_later never fired"
+    with open(path) as f:
+        assert f.read() == "srv"
+
+
+@pytest.mark.parametrize("mode", MODES)
 def test_run_async_at_import_time(server_factory, mode):
     s = server_factory("aio_import_app:app", "--mode", mode)
     got = get_json(s.port, "/")
