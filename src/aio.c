@@ -67,18 +67,7 @@ static const char glue_src[] =
     "\n"
     "    def default_exception_handler(self, context):\n"
     "        _log(_describe(context))\n"
-    "\n"
-    "    # Called from a request greenlet, the loop's greenlet must wake up\n"
-    "    # (it may wait in select() with no timeout, or a later one).\n"
-    "    def call_soon(self, callback, *args, context=None):\n"
-    "        handle = super().call_soon(callback, *args, context=context)\n"
-    "        _wake()\n"
-    "        return handle\n"
-    "\n"
-    "    def call_at(self, when, callback, *args, context=None):\n"
-    "        handle = super().call_at(when, callback, *args, context=context)\n"
-    "        _wake()\n"
-    "        return handle\n"
+
     "\n"
     "def _describe(context):\n"
     "    lines = ['asyncio: ' + (context.get('message') or 'unhandled exception')]\n"
@@ -139,7 +128,7 @@ static const char glue_src[] =
 
 static PyObject *glue;          /* owned: the glue's globals */
 static PyObject *s_create_task, *s_add_done_callback, *s_remove_done_callback,
-                *s_result, *s_cancel, *s_close;   /* interned method names */
+                *s_result, *s_cancel, *s_close, *s_call_soon, *s_call_at;   /* interned */
 static unsigned long loop_thread;   /* the thread that runs srv's loop */
 static PyObject *the_loop;      /* owned: srv's asyncio loop, once made */
 static PyObject *key_type;      /* owned: selectors.SelectorKey */
@@ -182,6 +171,7 @@ static entry *lookup(selector *s, int fd)
 
 static void kick(selector *s);
 static void forget_dead_greenlet(selector *s);
+static void wakers_set(int on);
 
 #define MAX_RESTARTS 3
 
@@ -212,6 +202,7 @@ static void forget_dead_greenlet(selector *s)
         srv_error("srv's asyncio loop stopped running; starting it again");
         Py_CLEAR(s->g);
         s->waiting = 0;
+        wakers_set(1);
     }
 }
 
@@ -505,7 +496,9 @@ static int wait_in_greenlet(selector *s, double timeout)
     timer_arm(s, timeout);
     s->waiting = 1;
     s->restarts = 0;
+    wakers_set(1);
     int rc = srv_hub_wait();
+    wakers_set(0);
     s->waiting = 0;
     timer_stop(s);
     return rc;
@@ -603,6 +596,90 @@ static PyTypeObject SelectorType = {
     .tp_methods = sel_methods,
 };
 
+/* ---- wakers: call_soon and call_at while the asyncio greenlet waits ----- */
+
+/* Called from another greenlet (a request's create_task or call_later),
+ * call_soon and call_at must wake the asyncio greenlet, which may wait in
+ * select() with no timeout or a later one.  Rather than wrapping every call
+ * (most come from the asyncio greenlet itself, which needs no wake-up),
+ * the loop instance's call_soon and call_at are shadowed by wakers only
+ * while that greenlet is not running: a waker calls the loop's own method,
+ * then kicks. */
+
+typedef struct {
+    PyObject_HEAD
+    PyObject *method;       /* owned: the loop's own bound method */
+    vectorcallfunc vectorcall;
+} waker;
+
+static PyObject *waker_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
+{
+    PyObject *r = PyObject_Vectorcall(((waker *)self)->method, args, nargsf, kwnames);
+    /* From another thread (call_soon is not thread-safe anyway) libev must
+     * not be touched: call_soon_threadsafe wakes the loop by its pipe. */
+    if (r && the_sel && PyThread_get_thread_ident() == loop_thread)
+        kick(the_sel);
+    return r;
+}
+
+static void waker_dealloc(waker *k)
+{
+    Py_XDECREF(k->method);
+    Py_TYPE(k)->tp_free((PyObject *)k);
+}
+
+static PyTypeObject WakerType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "srv._Waker",
+    .tp_basicsize = sizeof(waker),
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_vectorcall_offset = offsetof(waker, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_dealloc = (destructor)waker_dealloc,
+};
+
+#define NWAKERS 2
+static PyObject **waker_names[NWAKERS] = {&s_call_soon, &s_call_at};
+static PyObject *wakers[NWAKERS];   /* owned */
+static int wakers_on;
+
+static int wakers_make(PyObject *loop)
+{
+    for (int i = 0; i < NWAKERS; i++) {
+        waker *k = PyObject_New(waker, &WakerType);
+        if (k == NULL)
+            return -1;
+        k->vectorcall = waker_vectorcall;
+        k->method = PyObject_GetAttr(loop, *waker_names[i]);
+        wakers[i] = (PyObject *)k;
+        if (k->method == NULL)
+            return -1;
+    }
+    return 0;
+}
+
+/* Shadows (on) or unshadows the loop's call_soon and call_at. */
+static void wakers_set(int on)
+{
+    if (the_loop == NULL || wakers[NWAKERS - 1] == NULL || wakers_on == on)
+        return;
+    wakers_on = on;
+    for (int i = 0; i < NWAKERS; i++) {
+        int rc = on ? PyObject_SetAttr(the_loop, *waker_names[i], wakers[i])
+                    : PyObject_DelAttr(the_loop, *waker_names[i]);
+        if (rc < 0)
+            srv_log_pyerr("srv's asyncio loop: cannot %s its wake-ups", on ? "set" : "clear");
+    }
+}
+
+static void wakers_free(void)
+{
+    wakers_set(0);
+    for (int i = 0; i < NWAKERS; i++)
+        Py_CLEAR(wakers[i]);
+}
+
 /* ---- the waiter: resumes a request greenlet when its task is done -------- */
 
 typedef struct {
@@ -692,19 +769,9 @@ static PyObject *aio_other_thread(PyObject *module, PyObject *unused)
     return PyBool_FromLong(PyThread_get_thread_ident() != loop_thread);
 }
 
-static PyObject *aio_wake(PyObject *module, PyObject *unused)
-{
-    /* From another thread (call_soon is not thread-safe anyway) libev must
-     * not be touched: call_soon_threadsafe wakes the loop by its pipe. */
-    if (the_sel && PyThread_get_thread_ident() == loop_thread)
-        kick(the_sel);
-    Py_RETURN_NONE;
-}
-
 static PyMethodDef glue_defs[] = {
     {"_log", aio_log, METH_O, NULL},
     {"_get_loop", aio_get_event_loop, METH_NOARGS, NULL},
-    {"_wake", aio_wake, METH_NOARGS, NULL},
     {"_in_request", aio_in_request, METH_NOARGS, NULL},
     {"_other_thread", aio_other_thread, METH_NOARGS, NULL},
     {"_run_async", (PyCFunction)(void (*)(void))aio_run_async, METH_VARARGS | METH_KEYWORDS, NULL},
@@ -790,9 +857,16 @@ static PyObject *ensure_loop(void)
         return NULL;
     }
     Py_DECREF(set);
+    if (wakers_make(loop) < 0) {
+        wakers_free();
+        Py_DECREF(sel);
+        Py_DECREF(loop);
+        return NULL;
+    }
     the_sel = s;
     Py_DECREF(sel);     /* the loop keeps its selector */
     the_loop = loop;
+    wakers_set(1);      /* until its greenlet runs */
     kick(s);            /* the greenlet starts at the loop's next turn */
     return the_loop;
 }
@@ -928,13 +1002,15 @@ int srv_aio_add_to_module(PyObject *module)
     PyGreenlet_Import();
     if (_PyGreenlet_API == NULL)
         return -1;
-    if (PyType_Ready(&SelectorType) < 0 || PyType_Ready(&WaiterType) < 0)
+    if (PyType_Ready(&SelectorType) < 0 || PyType_Ready(&WaiterType) < 0
+        || PyType_Ready(&WakerType) < 0)
         return -1;
     loop_thread = PyThread_get_thread_ident();   /* the worker's main thread */
     struct { PyObject **s; const char *name; } names[] = {
         {&s_create_task, "create_task"}, {&s_add_done_callback, "add_done_callback"},
         {&s_remove_done_callback, "remove_done_callback"}, {&s_result, "result"},
-        {&s_cancel, "cancel"}, {&s_close, "close"},
+        {&s_cancel, "cancel"}, {&s_close, "close"}, {&s_call_soon, "call_soon"},
+        {&s_call_at, "call_at"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (*names[i].s == NULL && (*names[i].s = PyUnicode_InternFromString(names[i].name)) == NULL)
@@ -1006,6 +1082,7 @@ void srv_aio_shutdown(void)
     if (the_loop == NULL)
         return;
     selector *s = the_sel;
+    wakers_free();
     PyObject *tasks = glue_call("_cancel_all", &the_loop, 1);
     Py_ssize_t n = tasks ? PySet_Size(tasks) : -1;
     if (n > 0)

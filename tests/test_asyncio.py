@@ -150,6 +150,20 @@ def test_call_later_fires_after_the_response(aio):
         assert f.read() == "fired"
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_call_later_wakes_an_idle_loop(server_factory, mode):
+    # The asyncio loop idles in select() with no timeout: a call_later (or
+    # create_task) made by a request must wake it.
+    s = server_factory("aio_app:app", "--mode", mode)
+    assert get_json(s.port, "/sleep?s=0.05") == "slept"
+    time.sleep(0.3)
+    assert get_json(s.port, "/call_later?s=0.2&name=idle") == "scheduled"
+    assert wait_for(lambda: os.path.exists(s.state_path("idle")), 3), "call_later never fired"
+    assert get_json(s.port, "/task/create?name=w&s=0.01") == "created"
+    time.sleep(0.5)
+    assert get_json(s.port, "/task/await?name=w") == {"done_before": True, "result": "task w"}
+
+
 def test_exception_in_coroutine_is_500_with_traceback(aio):
     status, body = get(aio.port, "/raise")
     assert status == 500, body
