@@ -9,7 +9,8 @@
  * its select(timeout) arms one ev_timer (none for None, a zero one for 0, so
  * that the loop still turns), then waits in the hub like a request greenlet.
  * An io watcher or the timer switches it back in.  call_soon_threadsafe's
- * self-pipe is just another registered fd.
+ * self-pipe is just another registered fd; call_soon and call_at made by
+ * other greenlets while it waits go through "wakers" that kick it.
  *
  * The greenlet is created by the selector's timer callback, that is from the
  * loop greenlet, which so becomes its parent.  An io event that comes while
