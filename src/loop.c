@@ -15,6 +15,7 @@
  * ev_break() either way.
  */
 #include "srv/loop.h"
+#include "srv/aio.h"
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/hub.h"
@@ -433,7 +434,7 @@ void srv_listeners_close(void)
  * while are closed here. */
 static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    if (srv_conn_close_idle(STOP_IDLE_GRACE) == 0)
+    if (srv_conn_close_idle(STOP_IDLE_GRACE) == 0 && srv_aio_pending_tasks() == 0)
         ev_break(loop, EVBREAK_ALL);
 }
 

@@ -9,6 +9,7 @@
  * loop greenlet itself) it sleeps for real, as time.sleep would.
  */
 #include "srv/pymod.h"
+#include "srv/aio.h"
 #include "srv/gloop.h"
 #include "srv/hub.h"
 #include "srv/ws.h"
@@ -81,6 +82,8 @@ static PyObject *init_srv_module(void)
     if (PyModule_AddStringConstant(m, "__version__", SRV_VERSION) < 0)
         goto fail;
     if (srv_ws_add_to_module(m) < 0)
+        goto fail;
+    if (srv_aio_add_to_module(m) < 0)
         goto fail;
     if (srv_RequestTimeout == NULL) {
         srv_RequestTimeout = PyErr_NewExceptionWithDoc(

@@ -20,6 +20,7 @@
 #include "srv/clock.h"
 #include "srv/fault.h"
 #include "srv/accesslog.h"
+#include "srv/aio.h"
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/geventmode.h"
@@ -197,6 +198,7 @@ int srv_worker_run(const char *argv0)
         srv_gevent_detach();
 
     srv_hub_shutdown();
+    srv_aio_shutdown();
     if (srv_access_log_enabled)
         srv_access_log_flush();
     srv_wsgi_fini();

@@ -28,6 +28,7 @@
 #include "srv/fault.h"
 #include "srv/wsgi.h"
 #include "srv/accesslog.h"
+#include "srv/aio.h"
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/filewrap.h"
@@ -1363,6 +1364,7 @@ void srv_wsgi_load_app(void)
     }
     if (!PyCallable_Check(obj))
         srv_die_usage("the app '%s' in module '%s' is not callable (--app %s)", attr, module_name, spec);
+    srv_aio_app_loaded(obj, spec);
     Py_DECREF(module);
     free(name);
     free(module_name);
