@@ -477,14 +477,13 @@ static void timer_arm(selector *s, double timeout)
 }
 
 /* In place (srv's loop is not running): run it here until something is
- * ready or the timeout passed.  Callbacks take the GIL themselves. */
+ * ready or the timeout passed.  The GIL stays held: the loop's release
+ * callback gives it up while libev polls (worker.c, gloop.c). */
 static int wait_in_place(selector *s, double timeout)
 {
     timer_arm(s, timeout);
     do {
-        Py_BEGIN_ALLOW_THREADS
         ev_run(srv_loop, timeout == 0 ? EVRUN_NOWAIT : EVRUN_ONCE);
-        Py_END_ALLOW_THREADS
     } while (timeout != 0 && s->nready == 0 && !s->fired);
     timer_stop(s);
     return 0;

@@ -112,6 +112,11 @@ static struct ev_loop *load_app(const char *argv0, int *gevent_out)
                                   : ev_default_loop(EVFLAG_AUTO);
     if (loop == NULL)
         srv_die_usage("cannot initialise libev");
+    /* Whoever runs the loop holds the GIL; it is released only while libev
+     * polls (gloop.c does the same for gevent's hub), so a nested ev_run
+     * (asyncio at import time, aio.c) needs no special case. */
+    if (!gevent)
+        ev_set_loop_release_cb(loop, loop_release, loop_acquire);
     if (srv_hub_init(loop) < 0) {
         PyErr_Print();
         srv_die_usage("cannot import greenlet (pip install greenlet, or apt-get install python3-greenlet)");
@@ -187,9 +192,7 @@ int srv_worker_run(const char *argv0)
     if (gevent) {
         srv_gevent_run();
     } else {
-        ev_set_loop_release_cb(loop, loop_release, loop_acquire);
         ev_run(loop, 0);
-        ev_set_loop_release_cb(loop, NULL, NULL);
     }
     ev_ref(loop);
     ev_timer_stop(loop, &heartbeat);
