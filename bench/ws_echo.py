@@ -103,7 +103,8 @@ def srv_argv(mode):
     def argv(port):
         a = [srv_bin(), "--app", "ws_echo_app:app", "--chdir", APPS,
              "--bind", "127.0.0.1:%d" % port, "--workers", "1",
-             "--graceful-timeout", "2", "--log-level", "warning"]
+             "--graceful-timeout", "2", "--log-level", "warning",
+             "--max-connections", "19500", "--backlog", "4096"]
         if mode:
             a += ["--mode", mode]
         return a
@@ -137,7 +138,7 @@ SERVERS = {
                              check=lambda: check_module("geventwebsocket"),
                              sig=signal.SIGTERM),
     "uwsgi": dict(label="uwsgi --gevent 1000", argv=uwsgi_argv,
-                  check=check_uwsgi, sig=signal.SIGINT),
+                  check=check_uwsgi, sig=signal.SIGINT, max_conns=1000),
 }
 ORDER = ["srv", "srv-native", "gevent-websocket", "uwsgi"]
 
@@ -438,6 +439,115 @@ def one_server(name, args, tmp, pin_srv, pin_load):
     res["summary"] = summarize(rounds)
     return res
 
+# ------------------------------------------------------------------ idle WebSockets
+
+WS_HANDSHAKE = (b"GET /echo HTTP/1.1\r\nHost: bench\r\nUpgrade: websocket\r\n"
+                b"Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+                b"Sec-WebSocket-Version: 13\r\n\r\n")
+WS_HELLO = bytes([0x81, 0x85, 1, 2, 3, 4]) + bytes(b ^ m for b, m in zip(b"hello", b"\1\2\3\4\1"))
+
+
+def open_idle_ws(port, n, timeout=30.0):
+    """n WebSockets, each exchanging one echo, then left idle: the app sits
+    in receive().  Returns the sockets (all handshakes and echoes checked)."""
+    import socket
+    socks = []
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+            s.sendall(WS_HANDSHAKE)
+            socks.append(s)
+        for s in socks:
+            head = b""
+            while b"\r\n\r\n" not in head:
+                d = s.recv(4096)
+                if not d:
+                    raise RuntimeError("closed during the handshake")
+                head += d
+            if not head.startswith(b"HTTP/1.1 101"):
+                raise RuntimeError("handshake answered %r" % head[:40])
+            s.sendall(WS_HELLO)
+        for s in socks:
+            got = b""
+            while len(got) < 7:
+                d = s.recv(64)
+                if not d:
+                    raise RuntimeError("closed before the echo")
+                got += d
+            if got != b"\x81\x05hello":
+                raise RuntimeError("bad echo %r" % got)
+    except BaseException:
+        for s in socks:
+            s.close()
+        raise
+    return socks
+
+
+def idle_server(name, args, tmp, pin_srv):
+    """A fresh server; RSS of its tree idle, then with each count of
+    --idle-conns WebSockets open and idle (capped at what the server runs
+    concurrently).  KiB per idle WebSocket = (RSS with n open - RSS idle) / n."""
+    spec = SERVERS[name]
+    counts = sorted(set(min(c, spec.get("max_conns", c)) for c in args.idle_conns))
+    port = free_port()
+    argv = pin_srv + spec["argv"](port)
+    log = os.path.join(tmp, "%s.idle.log" % name)
+    out = {"argv": argv, "points": []}
+    with open(log, "w") as lf:
+        proc = subprocess.Popen(argv, stdout=lf, stderr=subprocess.STDOUT,
+                                stdin=subprocess.DEVNULL, cwd=APPS)
+    RUNNING.append((proc, spec["sig"]))
+    socks = []
+    try:
+        why = wait_ready(proc, port)
+        if why:
+            out["error"] = "server did not start: " + why
+            return out
+        socks += open_idle_ws(port, 10)   # warm: the first connections
+        for s in socks:
+            s.close()
+        socks = []
+        time.sleep(1.0)
+        base = tree_rss_kib(proc.pid)
+        out["rss_idle_kib"] = base
+        for n in counts:
+            socks += open_idle_ws(port, n - len(socks))
+            time.sleep(1.0)
+            rss = tree_rss_kib(proc.pid)
+            out["points"].append({"conns": n, "rss_kib": rss,
+                                  "kib_per_conn": round((rss - base) / n, 2)})
+            print("   %s: %d idle WebSockets: RSS %.1f MiB, %.2f KiB each"
+                  % (name, n, rss / 1024, (rss - base) / n), flush=True)
+    except (OSError, RuntimeError) as e:
+        out["error"] = repr(e)
+        print("   %s: idle WebSockets failed: %r" % (name, e), flush=True)
+    finally:
+        for s in socks:
+            s.close()
+        RUNNING.remove((proc, spec["sig"]))
+        stop_proc(proc, spec["sig"])
+    return out
+
+
+def idle_table(results, args):
+    cols = sorted(set(c for r in results for p in r.get("idle", {}).get("points", [])
+                      for c in [p["conns"]]))
+    lines = ["| server | RSS idle MiB | " + " | ".join("KiB per idle WebSocket at %s" % format(c, ",")
+                                                    for c in cols) + " |",
+             "|---|---|" + "---|" * len(cols)]
+    for r in results:
+        i = r.get("idle")
+        if not i:
+            continue
+        by = {p["conns"]: p["kib_per_conn"] for p in i.get("points", [])}
+        lines.append("| %s | %s | %s |%s" % (
+            SERVERS[r["server"]]["label"],
+            fmt(i["rss_idle_kib"] / 1024 if "rss_idle_kib" in i else None, ".1f"),
+            " | ".join(fmt(by.get(c), ".2f") for c in cols),
+            " " + i["error"] if i.get("error") else ""))
+    return "\n".join(lines)
+
+
 # ------------------------------------------------------------------ output
 
 OTHERS_MAX_PCT = 5.0  # a round where others took more CPU than this is noisy
@@ -583,6 +693,9 @@ def main():
     ap.add_argument("--servers", default=",".join(ORDER),
                     help="comma-separated, from: " + ",".join(ORDER))
     ap.add_argument("--conns", type=int, default=1000)
+    ap.add_argument("--idle-conns", default="1000,18000",
+                    help="after the echo rounds, a fresh server per peer with this many "
+                         "idle WebSockets open (comma-separated counts; 0 skips): KiB each")
     ap.add_argument("--duration", type=float, default=10.0, help="measured seconds")
     ap.add_argument("--warmup", type=float, default=2.0)
     ap.add_argument("--size", type=int, default=64, help="message bytes")
@@ -595,6 +708,8 @@ def main():
                     help="only print the table of an earlier results file "
                          "(re-summarized)")
     args = ap.parse_args()
+    args.idle_conns = [int(x) for x in str(args.idle_conns).split(",") if int(x) > 0] \
+        if isinstance(args.idle_conns, str) else args.idle_conns
     if args.report:
         with open(args.report) as f:
             d = json.load(f)
@@ -603,7 +718,10 @@ def main():
                 setattr(args, k, v)
         for res in d["results"]:
             res["summary"] = summarize(res.get("rounds", []))
-        print(d.get("title", "") + "\n\n" + table(d["results"], args))
+        tab = table(d["results"], args)
+        if any(r.get("idle") for r in d["results"]):
+            tab += "\n\n" + idle_table(d["results"], args)
+        print(d.get("title", "") + "\n\n" + tab)
         return 0
     names = [n.strip() for n in args.servers.split(",") if n.strip()]
     for n in names:
@@ -615,7 +733,7 @@ def main():
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    want = max(NOFILE, args.conns + 1000)
+    want = max(NOFILE, args.conns + 1000, max(args.idle_conns or [0]) + 1000)
     try:
         resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, want), max(hard, want)))
     except (ValueError, OSError):
@@ -623,6 +741,9 @@ def main():
             resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
         except (ValueError, OSError):
             pass
+    if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < max(args.idle_conns or [0]) + 100:
+        sys.exit("ws_echo: RLIMIT_NOFILE %d is too low for %d idle connections (--idle-conns)"
+                 % (resource.getrlimit(resource.RLIMIT_NOFILE)[0], max(args.idle_conns)))
     if resource.getrlimit(resource.RLIMIT_NOFILE)[0] < args.conns + 100:
         sys.exit("ws_echo: RLIMIT_NOFILE %d is too low for %d connections"
                  % (resource.getrlimit(resource.RLIMIT_NOFILE)[0], args.conns))
@@ -652,6 +773,8 @@ def main():
     try:
         for n in names:
             results.append(one_server(n, args, tmp, pin_srv, pin_load))
+            if args.idle_conns and results[-1]["status"] == "ok":
+                results[-1]["idle"] = idle_server(n, args, tmp, pin_srv)
     finally:
         stop_all()
         shutil.rmtree(tmp, ignore_errors=True)
@@ -661,6 +784,9 @@ def main():
              "each, %g s measured after %g s warm-up; one worker on CPU 0, "
              "wsload on CPU 1" % (args.conns, args.size, args.duration, args.warmup))
     tab = table(results, args)
+    if any(r.get("idle") for r in results):
+        tab += ("\n\nIdle WebSockets (the app in receive() after one echo), a fresh "
+                "server each: (tree RSS with n open - RSS idle) / n\n\n" + idle_table(results, args))
     print(title + "\n\n" + tab)
     os.makedirs(RESULTS, exist_ok=True)
     path = os.path.join(RESULTS, "ws-echo-%s.json" % started.strftime("%Y%m%d-%H%M%S"))

@@ -673,6 +673,18 @@ static void frame_complete(WebSocketObject *ws)
 }
 
 /* Parses every whole or partial frame in the read buffer. */
+/* Between messages, with no bytes buffered: the reassembly buffer goes
+ * too, so that an idle WebSocket holds no buffer at all (a 256-byte block
+ * plus malloc's overhead each, otherwise).  A message in progress keeps it. */
+static void msg_release_idle(WebSocketObject *ws)
+{
+    if (ws->msg_op != 0 || ws->in_frame || ws->msg == NULL)
+        return;
+    free(ws->msg);
+    ws->msg = NULL;
+    ws->msg_cap = ws->msg_len = 0;
+}
+
 static void parse_input(WebSocketObject *ws)
 {
     srv_conn *c = ws->conn;
@@ -711,6 +723,7 @@ static void parse_input(WebSocketObject *ws)
     if (n == 0 || ws->read_done) {
         c->rbuf.len = c->rpos = 0;
         srv_buf_release(&c->rbuf);   /* an idle socket holds no buffer */
+        msg_release_idle(ws);
     } else {
         c->rpos = (size_t)((const char *)p - c->rbuf.data);
     }
