@@ -6,7 +6,7 @@ PY    := /usr/bin/python3
 
 FUZZ_SECONDS ?= 1800
 
-.PHONY: all deps build run test test-cluster test-venv test-asan test-valgrind fuzz-build fuzz fuzz-short fuzz-chunked bench bench-ws bench-longpoll install deb clean
+.PHONY: all deps build run test test-cluster test-venv test-asan test-valgrind fuzz-build fuzz fuzz-short fuzz-chunked fuzz-ws bench bench-ws bench-longpoll install deb clean
 
 all: build
 
@@ -51,7 +51,7 @@ test-venv: deps
 # libFuzzer over the whole request path (clang; ASan and UBSan).
 fuzz-build: deps
 	CC=clang cmake -S . -B build-fuzz -DSRV_PYTHON=$(PY) -DSRV_FUZZ=ON
-	cmake --build build-fuzz -j $(JOBS) --target fuzz_request fuzz_chunked
+	cmake --build build-fuzz -j $(JOBS) --target fuzz_request fuzz_chunked fuzz_ws_frame
 
 fuzz: fuzz-build
 	mkdir -p build-fuzz/corpus
@@ -66,6 +66,12 @@ fuzz-chunked: fuzz-build
 	mkdir -p build-fuzz/corpus_chunked
 	build-fuzz/fuzz_chunked -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	    -print_final_stats=1 build-fuzz/corpus_chunked tests/fuzz/corpus_chunked
+
+# libFuzzer over the WebSocket frame codec alone (prefixes must agree).
+fuzz-ws: fuzz-build
+	mkdir -p build-fuzz/corpus_ws
+	build-fuzz/fuzz_ws_frame -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
+	    -print_final_stats=1 build-fuzz/corpus_ws
 
 test-asan: deps
 	cmake -S . -B build-asan -DSRV_PYTHON=$(PY) -DSRV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug

@@ -43,6 +43,7 @@
 #include "srv/loop.h"
 #include "srv/metrics.h"
 #include "srv/wsgi.h"
+#include "srv/ws_frame.h"
 
 #include <errno.h>
 #include <stdint.h>
@@ -53,19 +54,10 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
-#define OP_CONT 0x0
-#define OP_TEXT 0x1
-#define OP_BINARY 0x2
-#define OP_CLOSE 0x8
-#define OP_PING 0x9
-#define OP_PONG 0xA
-
 #define WRITE_HIGH (64 * 1024)    /* send() waits above this many pending bytes */
 #define WRITE_LOW (16 * 1024)     /* ... until the buffer drains below this */
 #define MSG_KEEP (64 * 1024)      /* a bigger reassembly buffer is freed after its message */
 #define CLOSE_REPLY_WAIT 5.0      /* how long messages read before a close may hold its reply */
-
-static const char GUID[] = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 
 static PyObject *WebSocketError;
 
@@ -103,7 +95,7 @@ typedef struct {
     unsigned mask_pos;
     uint64_t frame_left;
     /* The message being reassembled. */
-    uint8_t msg_op;                /* OP_TEXT, OP_BINARY, or 0 between messages */
+    uint8_t msg_op;                /* SRV_WS_OP_TEXT, SRV_WS_OP_BINARY, or 0 between messages */
     char *msg;
     size_t msg_len, msg_cap;
     uint8_t ctl[125];              /* a control frame's payload */
@@ -124,83 +116,6 @@ typedef struct {
 
 static PyTypeObject WebSocketType;
 static void rebase_error_if_possible(void);
-
-/* ---- SHA-1 and base64, for Sec-WebSocket-Accept -------------------------- */
-
-static uint32_t rol(uint32_t x, int n) { return (x << n) | (x >> (32 - n)); }
-
-static void sha1_block(uint32_t h[5], const uint8_t *p)
-{
-    uint32_t w[80];
-    for (int i = 0; i < 16; i++)
-        w[i] = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16
-             | (uint32_t)p[4 * i + 2] << 8 | p[4 * i + 3];
-    for (int i = 16; i < 80; i++)
-        w[i] = rol(w[i - 3] ^ w[i - 8] ^ w[i - 14] ^ w[i - 16], 1);
-    uint32_t a = h[0], b = h[1], c = h[2], d = h[3], e = h[4];
-    for (int i = 0; i < 80; i++) {
-        uint32_t f, k;
-        if (i < 20) { f = (b & c) | (~b & d); k = 0x5A827999; }
-        else if (i < 40) { f = b ^ c ^ d; k = 0x6ED9EBA1; }
-        else if (i < 60) { f = (b & c) | (b & d) | (c & d); k = 0x8F1BBCDC; }
-        else { f = b ^ c ^ d; k = 0xCA62C1D6; }
-        uint32_t t = rol(a, 5) + f + e + k + w[i];
-        e = d; d = c; c = rol(b, 30); b = a; a = t;
-    }
-    h[0] += a; h[1] += b; h[2] += c; h[3] += d; h[4] += e;
-}
-
-/* SHA-1 of a message shorter than 120 bytes (a key and the GUID). */
-static void sha1_short(const char *msg, size_t n, uint8_t out[20])
-{
-    uint32_t h[5] = {0x67452301, 0xEFCDAB89, 0x98BADCFE, 0x10325476, 0xC3D2E1F0};
-    uint8_t buf[128] = {0};
-    memcpy(buf, msg, n);
-    buf[n] = 0x80;
-    size_t total = n + 9 <= 64 ? 64 : 128;
-    uint64_t bits = (uint64_t)n * 8;
-    for (int i = 0; i < 8; i++)
-        buf[total - 1 - i] = (uint8_t)(bits >> (8 * i));
-    for (size_t off = 0; off < total; off += 64)
-        sha1_block(h, buf + off);
-    for (int i = 0; i < 5; i++) {
-        out[4 * i] = (uint8_t)(h[i] >> 24);
-        out[4 * i + 1] = (uint8_t)(h[i] >> 16);
-        out[4 * i + 2] = (uint8_t)(h[i] >> 8);
-        out[4 * i + 3] = (uint8_t)h[i];
-    }
-}
-
-static const char B64[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-
-static void base64_20(const uint8_t in[20], char out[29])
-{
-    char *o = out;
-    for (int i = 0; i < 18; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16 | (uint32_t)in[i + 1] << 8 | in[i + 2];
-        *o++ = B64[v >> 18];
-        *o++ = B64[(v >> 12) & 63];
-        *o++ = B64[(v >> 6) & 63];
-        *o++ = B64[v & 63];
-    }
-    uint32_t v = (uint32_t)in[18] << 16 | (uint32_t)in[19] << 8;
-    *o++ = B64[v >> 18];
-    *o++ = B64[(v >> 12) & 63];
-    *o++ = B64[(v >> 6) & 63];
-    *o++ = '=';
-    *o = '\0';
-}
-
-/* Is key the base64 form of 16 bytes (RFC 6455 4.2.1, item 5)? */
-static int key_is_valid(const char *key, size_t n)
-{
-    if (n != 24 || key[22] != '=' || key[23] != '=')
-        return 0;
-    for (size_t i = 0; i < 22; i++)
-        if (key[i] == '\0' || strchr(B64, key[i]) == NULL)
-            return 0;
-    return 1;
-}
 
 /* ---- output ----------------------------------------------------------- */
 
@@ -312,25 +227,6 @@ static int flush_out(WebSocketObject *ws)
     return 0;
 }
 
-static size_t frame_header(uint8_t *h, int opcode, uint64_t len)
-{
-    h[0] = (uint8_t)(0x80 | opcode);
-    if (len < 126) {
-        h[1] = (uint8_t)len;
-        return 2;
-    }
-    if (len <= 0xFFFF) {
-        h[1] = 126;
-        h[2] = (uint8_t)(len >> 8);
-        h[3] = (uint8_t)len;
-        return 4;
-    }
-    h[1] = 127;
-    for (int i = 0; i < 8; i++)
-        h[2 + i] = (uint8_t)(len >> (56 - 8 * i));
-    return 10;
-}
-
 /* Writes one whole frame, or buffers what the socket does not take.
  * Returns 0, or -1 when the socket is gone or memory ran out. */
 static int send_frame(WebSocketObject *ws, int opcode, const void *data, size_t len)
@@ -339,7 +235,7 @@ static int send_frame(WebSocketObject *ws, int opcode, const void *data, size_t 
     if (c == NULL || ws->failed)
         return -1;
     uint8_t h[10];
-    size_t hl = frame_header(h, opcode, len);
+    size_t hl = srv_ws_frame_header(h, opcode, len);
     size_t done = 0;
     int direct = pending(ws) == 0;
     if (direct) {
@@ -385,18 +281,14 @@ static int send_close(WebSocketObject *ws, int code, const char *reason, size_t 
     uint8_t payload[125];
     size_t n = 0;
     if (code > 0) {
-        if (rlen > 123) {
-            rlen = 123;   /* cut before a character, never inside one */
-            while (rlen > 0 && ((unsigned char)reason[rlen] & 0xC0) == 0x80)
-                rlen--;
-        }
+        rlen = srv_ws_utf8_cut(reason, rlen, 123);   /* never inside a character */
         payload[0] = (uint8_t)(code >> 8);
         payload[1] = (uint8_t)code;
         memcpy(payload + 2, reason, rlen);
         n = 2 + rlen;
     }
     ws->close_sent = 1;
-    return send_frame(ws, OP_CLOSE, payload, n);
+    return send_frame(ws, SRV_WS_OP_CLOSE, payload, n);
 }
 
 /* Fails the WebSocket connection (RFC 6455 7.1.7): close with `code`, read
@@ -414,43 +306,6 @@ static void fail_protocol(WebSocketObject *ws, int code, const char *why)
 }
 
 /* ---- input ---------------------------------------------------------- */
-
-static void unmask(uint8_t *dst, const uint8_t *src, size_t n, const uint8_t mask[4], unsigned *pos)
-{
-    unsigned p = *pos;
-    uint8_t m8[8];
-    for (int k = 0; k < 8; k++)
-        m8[k] = mask[(p + (unsigned)k) & 3];
-    uint64_t m;
-    memcpy(&m, m8, 8);
-    size_t i = 0;
-    for (; i + 8 <= n; i += 8) {
-        uint64_t v;
-        memcpy(&v, src + i, 8);
-        v ^= m;
-        memcpy(dst + i, &v, 8);
-    }
-    for (; i < n; i++)
-        dst[i] = src[i] ^ mask[(p + i) & 3];
-    *pos = (unsigned)((p + n) & 3);
-}
-
-static int close_code_is_valid(int code)
-{
-    return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014)
-        || (code >= 3000 && code <= 4999);
-}
-
-static int is_utf8(const char *p, size_t n)
-{
-    PyObject *s = PyUnicode_DecodeUTF8(p, (Py_ssize_t)n, NULL);
-    if (s == NULL) {
-        PyErr_Clear();
-        return 0;
-    }
-    Py_DECREF(s);
-    return 1;
-}
 
 static void deliver(WebSocketObject *ws, PyObject *data, size_t size)
 {
@@ -479,7 +334,7 @@ static void deliver(WebSocketObject *ws, PyObject *data, size_t size)
 static void message_complete(WebSocketObject *ws)
 {
     PyObject *data;
-    if (ws->msg_op == OP_TEXT) {
+    if (ws->msg_op == SRV_WS_OP_TEXT) {
         data = PyUnicode_DecodeUTF8(ws->msg, (Py_ssize_t)ws->msg_len, NULL);
         if (data == NULL) {
             PyErr_Clear();
@@ -513,13 +368,13 @@ static void message_complete(WebSocketObject *ws)
 static void control_complete(WebSocketObject *ws)
 {
     switch (ws->frame_op) {
-    case OP_PING:
+    case SRV_WS_OP_PING:
         if (!ws->close_sent)
-            send_frame(ws, OP_PONG, ws->ctl, ws->ctl_len);
+            send_frame(ws, SRV_WS_OP_PONG, ws->ctl, ws->ctl_len);
         return;
-    case OP_PONG:
+    case SRV_WS_OP_PONG:
         return;
-    default:   /* OP_CLOSE */
+    default:   /* SRV_WS_OP_CLOSE */
         break;
     }
     int code = 0;
@@ -529,11 +384,11 @@ static void control_complete(WebSocketObject *ws)
     }
     if (ws->ctl_len >= 2) {
         code = ws->ctl[0] << 8 | ws->ctl[1];
-        if (!close_code_is_valid(code)) {
+        if (!srv_ws_close_code_valid(code)) {
             fail_protocol(ws, 1002, "invalid close code");
             return;
         }
-        if (!is_utf8((const char *)ws->ctl + 2, ws->ctl_len - 2)) {
+        if (!srv_ws_utf8_valid(ws->ctl + 2, ws->ctl_len - 2)) {
             fail_protocol(ws, 1007, "invalid UTF-8 in a close reason");
             return;
         }
@@ -565,88 +420,30 @@ static void reply_to_close(WebSocketObject *ws)
     shut_if_done(ws);
 }
 
-/* Checks a frame header's first two bytes.  Returns 0, or -1 after failing
- * the connection. */
-static int check_frame_start(WebSocketObject *ws, uint8_t b0, uint8_t b1)
-{
-    int op = b0 & 0x0F, fin = b0 >> 7;
-    if (b0 & 0x70) {
-        fail_protocol(ws, 1002, "reserved bits set without an extension");
-        return -1;
-    }
-    if (!(b1 & 0x80)) {
-        fail_protocol(ws, 1002, "unmasked client frame");
-        return -1;
-    }
-    if (op >= 8) {
-        if (op > OP_PONG) {
-            fail_protocol(ws, 1002, "reserved opcode");
-            return -1;
-        }
-        if (!fin) {
-            fail_protocol(ws, 1002, "fragmented control frame");
-            return -1;
-        }
-        if ((b1 & 0x7F) > 125) {
-            fail_protocol(ws, 1002, "control frame longer than 125 bytes");
-            return -1;
-        }
-    } else if (op == OP_CONT) {
-        if (!ws->msg_op) {
-            fail_protocol(ws, 1002, "continuation frame with no message started");
-            return -1;
-        }
-    } else if (op <= OP_BINARY) {
-        if (ws->msg_op) {
-            fail_protocol(ws, 1002, "new message inside a fragmented one");
-            return -1;
-        }
-    } else {
-        fail_protocol(ws, 1002, "reserved opcode");
-        return -1;
-    }
-    return 0;
-}
-
 /* Parses a frame header at p (n bytes available).  Returns its size, 0 if
  * more bytes are needed, or -1 after failing the connection. */
 static ssize_t parse_frame_header(WebSocketObject *ws, const uint8_t *p, size_t n)
 {
-    if (n < 2)
-        return 0;
-    if (check_frame_start(ws, p[0], p[1]) < 0)
-        return -1;
-    uint64_t len = p[1] & 0x7F;
-    size_t need = 2 + (len == 126 ? 2 : len == 127 ? 8 : 0) + 4;
-    if (n < need)
-        return 0;
-    size_t at = 2;
-    if (len == 126) {
-        len = (uint64_t)p[2] << 8 | p[3];
-        at = 4;
-    } else if (len == 127) {
-        if (p[2] & 0x80) {
-            fail_protocol(ws, 1002, "64-bit payload length with the top bit set");
-            return -1;
-        }
-        len = 0;
-        for (int i = 0; i < 8; i++)
-            len = len << 8 | p[2 + i];
-        at = 10;
+    srv_ws_limits lim = {ws->msg_op != 0, ws->msg_len, srv_cfg.ws_max_message};
+    srv_ws_frame f;
+    int code = 0;
+    const char *why = NULL;
+    ssize_t need = srv_ws_parse_header(p, n, &lim, &f, &code, &why);
+    if (need <= 0) {
+        if (need < 0)
+            fail_protocol(ws, code, why);
+        return need;
     }
-    int op = p[0] & 0x0F;
-    if (op < 8 && ws->msg_len + len > srv_cfg.ws_max_message) {
-        fail_protocol(ws, 1009, "message larger than --ws-max-message");
-        return -1;
-    }
-    memcpy(ws->mask, p + at, 4);
+    int op = f.opcode;
+    uint64_t len = f.len;
+    memcpy(ws->mask, f.mask, 4);
     ws->mask_pos = 0;
-    ws->frame_op = (uint8_t)op;
-    ws->frame_fin = p[0] >> 7;
+    ws->frame_op = f.opcode;
+    ws->frame_fin = f.fin;
     ws->frame_left = len;
     ws->ctl_len = 0;
     ws->in_frame = 1;
-    if (op == OP_TEXT || op == OP_BINARY)
+    if (op == SRV_WS_OP_TEXT || op == SRV_WS_OP_BINARY)
         ws->msg_op = (uint8_t)op;
     if (op < 8 && ws->msg_len + len > ws->msg_cap) {
         size_t cap = ws->msg_cap ? ws->msg_cap : 256;
@@ -707,7 +504,7 @@ static void parse_input(WebSocketObject *ws)
         size_t take = n < ws->frame_left ? n : (size_t)ws->frame_left;
         uint8_t *dst = ws->frame_op >= 8 ? ws->ctl + ws->ctl_len
                                          : (uint8_t *)ws->msg + ws->msg_len;
-        unmask(dst, p, take, ws->mask, &ws->mask_pos);
+        srv_ws_unmask(dst, p, take, ws->mask, &ws->mask_pos);
         if (ws->frame_op >= 8)
             ws->ctl_len += take;
         else
@@ -1058,7 +855,7 @@ int srv_ws_offer(srv_conn *c, PyObject *environ, PyObject *app)
     if (s == NULL || strcmp(s, "13") != 0)
         return refuse_handshake(c, 426, "unsupported WebSocket version: this server speaks 13");
     const char *key = environ_str(environ, "HTTP_SEC_WEBSOCKET_KEY", &n);
-    if (key == NULL || !key_is_valid(key, (size_t)n))
+    if (key == NULL || !srv_ws_key_valid(key, (size_t)n))
         return refuse_handshake(c, 400, "missing or invalid Sec-WebSocket-Key");
 
     WebSocketObject *ws = PyObject_New(WebSocketObject, &WebSocketType);
@@ -1066,12 +863,7 @@ int srv_ws_offer(srv_conn *c, PyObject *environ, PyObject *app)
         return -2;
     memset((char *)ws + sizeof(PyObject), 0, sizeof *ws - sizeof(PyObject));
     ev_init(&ws->kick, on_kick);
-    char joined[64];
-    memcpy(joined, key, 24);
-    memcpy(joined + 24, GUID, sizeof GUID - 1);
-    uint8_t digest[20];
-    sha1_short(joined, 24 + sizeof GUID - 1, digest);
-    base64_20(digest, ws->accept);
+    srv_ws_accept(key, ws->accept);
     ws->conn = c;
     ws->environ = environ;
     Py_INCREF(environ);
@@ -1312,7 +1104,7 @@ static PyObject *send_message(WebSocketObject *ws, PyObject *msg, int opcode)
     if (message_bytes(msg, &view, &is_str) < 0)
         return NULL;
     if (opcode < 0)
-        opcode = is_str ? OP_TEXT : OP_BINARY;
+        opcode = is_str ? SRV_WS_OP_TEXT : SRV_WS_OP_BINARY;
     int rc = send_frame(ws, opcode, view.buf, (size_t)view.len);
     PyBuffer_Release(&view);
     if (rc < 0) {
@@ -1344,7 +1136,7 @@ static PyObject *ws_send(WebSocketObject *ws, PyObject *args, PyObject *kwds)
         int b = PyObject_IsTrue(binary);
         if (b < 0)
             return NULL;
-        opcode = b ? OP_BINARY : OP_TEXT;
+        opcode = b ? SRV_WS_OP_BINARY : SRV_WS_OP_TEXT;
     }
     return send_message(ws, msg, opcode);
 }
@@ -1355,7 +1147,7 @@ static PyObject *ws_send_frame(WebSocketObject *ws, PyObject *args)
     int opcode;
     if (!PyArg_ParseTuple(args, "Oi:send_frame", &msg, &opcode))
         return NULL;
-    if (opcode != OP_TEXT && opcode != OP_BINARY && opcode != OP_PING && opcode != OP_PONG) {
+    if (opcode != SRV_WS_OP_TEXT && opcode != SRV_WS_OP_BINARY && opcode != SRV_WS_OP_PING && opcode != SRV_WS_OP_PONG) {
         PyErr_Format(PyExc_ValueError, "send_frame: unsupported opcode %d (use close() to close)", opcode);
         return NULL;
     }
@@ -1369,7 +1161,7 @@ static PyObject *ws_close(WebSocketObject *ws, PyObject *args, PyObject *kwds)
     PyObject *message = NULL;
     if (!PyArg_ParseTupleAndKeywords(args, kwds, "|iO:close", kwlist, &code, &message))
         return NULL;
-    if (!close_code_is_valid(code)) {   /* 1005, 1006, 1015 are never sent */
+    if (!srv_ws_close_code_valid(code)) {   /* 1005, 1006, 1015 are never sent */
         PyErr_Format(PyExc_ValueError, "invalid WebSocket close code %d", code);
         return NULL;
     }
