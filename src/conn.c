@@ -194,6 +194,37 @@ int srv_conn_prepare_read(srv_conn *c)
     return 0;
 }
 
+/* ---- the socket, without waiting ------------------------------------------
+ * Every byte srv reads from or writes to a client crosses one of these two
+ * functions (sendfile aside): EINTR is retried, SIGPIPE never raised, and
+ * the bytes are counted for the metrics.  Callers decide what activity
+ * means for their timers. */
+
+ssize_t srv_conn_recv(srv_conn *c, void *buf, size_t len)
+{
+    ssize_t n;
+    do {
+        n = recv(c->fd, buf, len, 0);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0)
+        srv_my_metrics->received_bytes += (uint64_t)n;
+    return n;
+}
+
+ssize_t srv_conn_send(srv_conn *c, const struct iovec *iov, int iovcnt)
+{
+    struct msghdr msg = {0};
+    msg.msg_iov = (struct iovec *)iov;
+    msg.msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
+    ssize_t n;
+    do {
+        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+    } while (n < 0 && errno == EINTR);
+    if (n > 0)
+        srv_my_metrics->sent_bytes += (uint64_t)n;
+    return n;
+}
+
 /* Waits in the current greenlet until w's fd is ready, the idle limit
  * passes, or an exception is thrown into the greenlet.  Reading and writing
  * have a waiter each, so one greenlet of a request may read the body while
@@ -237,10 +268,9 @@ ssize_t srv_conn_read_more(srv_conn *c)
         return -1;
     }
     for (;;) {
-        ssize_t n = recv(c->fd, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len, 0);
+        ssize_t n = srv_conn_recv(c, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
         if (n > 0) {
             c->rbuf.len += (size_t)n;
-            srv_my_metrics->received_bytes += (uint64_t)n;
             c->last_active = ev_now(srv_loop);
             return n;
         }
@@ -248,8 +278,6 @@ ssize_t srv_conn_read_more(srv_conn *c)
             c->peer_closed = 1;
             return 0;
         }
-        if (errno == EINTR)
-            continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             c->broken = 1;
             return -1;
@@ -264,13 +292,9 @@ int srv_conn_writev(srv_conn *c, struct iovec *iov, int iovcnt)
     while (iovcnt > 0) {
         if (c->broken)
             return -1;
-        struct msghdr msg = {0};
-        msg.msg_iov = iov;
-        msg.msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
-        ssize_t n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
+        ssize_t n = srv_conn_send(c, iov, iovcnt);
         if (n >= 0) {
             c->last_active = ev_now(srv_loop);
-            srv_my_metrics->sent_bytes += (uint64_t)n;
             size_t left = (size_t)n;
             while (iovcnt > 0 && left >= iov->iov_len) {
                 left -= iov->iov_len;
@@ -283,8 +307,6 @@ int srv_conn_writev(srv_conn *c, struct iovec *iov, int iovcnt)
             }
             continue;
         }
-        if (errno == EINTR)
-            continue;
         if (errno != EAGAIN && errno != EWOULDBLOCK) {
             c->broken = 1;
             return -1;
@@ -346,16 +368,13 @@ static void linger_read(srv_conn *c)
 {
     char scratch[16384];
     for (;;) {
-        ssize_t n = recv(c->fd, scratch, sizeof scratch, 0);
+        ssize_t n = srv_conn_recv(c, scratch, sizeof scratch);
         if (n > 0) {
             c->linger_bytes += (size_t)n;
-            srv_my_metrics->received_bytes += (uint64_t)n;
             if (c->linger_bytes > LINGER_MAX_BYTES)
                 break;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         break;
@@ -389,12 +408,8 @@ void srv_conn_fail(srv_conn *c)
     srv_debug("fd %d: %d: %s", c->fd, status, c->req.error_reason ? c->req.error_reason : "bad request");
     srv_metrics_request_refused(status);
     size_t n = srv_http_error_response(buf, sizeof buf, status, 0, ev_now(srv_loop));
-    ssize_t w;
-    do {
-        w = send(c->fd, buf, n, MSG_NOSIGNAL);
-    } while (w < 0 && errno == EINTR);
-    if (w > 0)
-        srv_my_metrics->sent_bytes += (uint64_t)w;
+    struct iovec iov = {buf, n};
+    ssize_t w = srv_conn_send(c, &iov, 1);
     if (srv_conn_on_refused) {
         const char *end = memmem(buf, n, "\r\n\r\n", 4);
         srv_conn_on_refused(c, status, end ? n - (size_t)(end + 4 - buf) : 0);
@@ -415,10 +430,9 @@ static void read_head(srv_conn *c)
             return;
         }
         size_t room = c->rbuf.cap - c->rbuf.len;
-        ssize_t n = recv(c->fd, c->rbuf.data + c->rbuf.len, room, 0);
+        ssize_t n = srv_conn_recv(c, c->rbuf.data + c->rbuf.len, room);
         if (n > 0) {
             c->rbuf.len += (size_t)n;
-            srv_my_metrics->received_bytes += (uint64_t)n;
             c->last_active = ev_now(srv_loop);
             if (!c->req.head_live)
                 c->head_start = c->last_active;   /* a new head begins */
@@ -453,8 +467,6 @@ static void read_head(srv_conn *c)
                 continue;
             }
         }
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return;
         srv_conn_close(c);   /* EOF or error before a complete head */

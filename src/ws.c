@@ -193,15 +193,13 @@ static int flush_out(WebSocketObject *ws)
     if (c == NULL || ws->failed)
         return -1;
     while (ws->out_off < ws->out_len) {
-        ssize_t n = send(c->fd, ws->out + ws->out_off, ws->out_len - ws->out_off, MSG_NOSIGNAL);
+        struct iovec iov = {ws->out + ws->out_off, ws->out_len - ws->out_off};
+        ssize_t n = srv_conn_send(c, &iov, 1);
         if (n > 0) {
-            srv_my_metrics->sent_bytes += (uint64_t)n;
             ws->out_off += (size_t)n;
             ws->out_since = ev_now(srv_loop);
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
             if (!ev_is_active(&c->wio))
                 ev_io_start(srv_loop, &c->wio);
@@ -241,19 +239,12 @@ static int send_frame(WebSocketObject *ws, int opcode, const void *data, size_t 
     if (direct) {
         /* Straight from the caller's memory; only a remainder is copied. */
         struct iovec iov[2] = {{h, hl}, {(void *)data, len}};
-        struct msghdr m = {0};
-        m.msg_iov = iov;
-        m.msg_iovlen = 2;
-        ssize_t n;
-        do {
-            n = sendmsg(c->fd, &m, MSG_NOSIGNAL);
-        } while (n < 0 && errno == EINTR);
+        ssize_t n = srv_conn_send(c, iov, 2);
         if (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK) {
             fail_io(ws);
             return -1;
         }
         done = n > 0 ? (size_t)n : 0;
-        srv_my_metrics->sent_bytes += done;
         if (done == hl + len)
             return 0;
     }
@@ -544,9 +535,8 @@ static void read_input(WebSocketObject *ws)
             return;
         }
         size_t room = c->rbuf.cap - c->rbuf.len;
-        ssize_t n = recv(c->fd, c->rbuf.data + c->rbuf.len, room, 0);
+        ssize_t n = srv_conn_recv(c, c->rbuf.data + c->rbuf.len, room);
         if (n > 0) {
-            srv_my_metrics->received_bytes += (uint64_t)n;
             c->rbuf.len += (size_t)n;
             c->last_active = ev_now(srv_loop);
             parse_input(ws);
@@ -554,8 +544,6 @@ static void read_input(WebSocketObject *ws)
                 break;
             continue;
         }
-        if (n < 0 && errno == EINTR)
-            continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
         /* EOF or a reset with no closing handshake (1006). */

@@ -71,6 +71,13 @@ typedef struct srv_conn {
 srv_conn *srv_conn_accepted(struct srv_listener *l, int fd,
                             const struct sockaddr *peer, socklen_t peer_len);
 
+/* The socket without waiting: recv(2) and sendmsg(2) (MSG_NOSIGNAL),
+ * EINTR retried, bytes counted for the metrics.  Return what the call
+ * returned; -1 with errno EAGAIN means "not now".  Every module that moves
+ * a client's bytes goes through these (or the waiting calls below). */
+ssize_t srv_conn_recv(srv_conn *c, void *buf, size_t len);
+ssize_t srv_conn_send(srv_conn *c, const struct iovec *iov, int iovcnt);
+
 /* In a worker: reads more bytes into rbuf, waiting for them.  Returns the
  * number read, 0 at EOF, or -1 on error or timeout (c->broken set). */
 ssize_t srv_conn_read_more(srv_conn *c);
