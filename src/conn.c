@@ -24,7 +24,6 @@
 #include "srv/metrics.h"
 #include "srv/proxy.h"
 #include "srv/wsgi.h"
-#include "srv/ws.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -70,8 +69,8 @@ static double deadline(const srv_conn *c)
         return c->last_active + srv_cfg.keepalive_timeout;
     case SRV_CONN_LINGER:
         return c->last_active + LINGER_SECONDS;
-    case SRV_CONN_WS:
-        return srv_ws_deadline(c);
+    case SRV_CONN_UPGRADED:
+        return c->handler->deadline(c);
     default:
         return 0;
     }
@@ -145,7 +144,8 @@ srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer
 
 void srv_conn_close(srv_conn *c)
 {
-    srv_ws_detach(c);
+    if (c->handler)
+        c->handler->on_close(c);
     ev_io_stop(srv_loop, &c->rio);
     ev_io_stop(srv_loop, &c->wio);
     ev_timer_stop(srv_loop, &c->timer);
@@ -485,8 +485,8 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         srv_hub_resume(g);
         return;
     }
-    if (c->state == SRV_CONN_WS) {
-        srv_ws_io(c, w == &c->wio ? EV_WRITE : EV_READ);
+    if (c->state == SRV_CONN_UPGRADED) {
+        c->handler->on_io(c, w == &c->wio ? EV_WRITE : EV_READ);
         return;
     }
     if (w == &c->wio) {
@@ -530,8 +530,8 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         srv_hub_resume(g);
         return;
     }
-    if (c->state == SRV_CONN_WS) {
-        srv_ws_timed_out(c);
+    if (c->state == SRV_CONN_UPGRADED) {
+        c->handler->on_timeout(c);
         return;
     }
     if (c->state == SRV_CONN_READING && c->req.head_live) {
@@ -553,8 +553,8 @@ int srv_conn_close_idle(double min_idle)
         srv_conn *next = c->next;
         if (c->state == SRV_CONN_READING && !c->req.head_live && now - c->last_active >= min_idle)
             srv_conn_close(c);
-        else if (c->state == SRV_CONN_WS)
-            srv_ws_going_away(c);   /* close 1001; the app's receive() returns None */
+        else if (c->state == SRV_CONN_UPGRADED)
+            c->handler->on_going_away(c);   /* a WebSocket: close 1001 */
         c = next;
     }
     return nconns;

@@ -8,7 +8,7 @@
  * returns without answering), so an app can still refuse with a normal
  * response, as it could with uWSGI's explicit handshake.
  *
- * Once open, the connection is in state SRV_CONN_WS and the loop owns its
+ * Once open, the connection is in state SRV_CONN_UPGRADED and the loop owns its
  * I/O.  The read watcher stays on: read_input() unmasks frames straight out
  * of the connection's read buffer, reassembles fragments, answers pings and
  * the closing handshake itself, and queues whole messages as Python str or
@@ -26,7 +26,7 @@
  *
  * Lifetimes: the connection owns a reference to the object (c->ws); the
  * object points back at the connection until the connection ends
- * (srv_ws_detach), after which every call says the socket is closed.  The
+ * (ws_detach), after which every call says the socket is closed.  The
  * greenlets waiting in receive() or send() are referenced by the object and
  * are resumed only from the loop greenlet: directly at the end of an I/O
  * callback, or through the `kick` timer when the state changed in a
@@ -673,7 +673,7 @@ static int wait_for_output(WebSocketObject *ws, int all)
 
 /* ---- the loop's side ---------------------------------------------------- */
 
-void srv_ws_io(srv_conn *c, int revents)
+static void ws_on_io(srv_conn *c, int revents)
 {
     WebSocketObject *ws = (WebSocketObject *)c->ws;
     Py_INCREF(ws);
@@ -685,7 +685,7 @@ void srv_ws_io(srv_conn *c, int revents)
     Py_DECREF(ws);
 }
 
-double srv_ws_deadline(const srv_conn *c)
+static double ws_deadline(const srv_conn *c)
 {
     const WebSocketObject *ws = (const WebSocketObject *)c->ws;
     if (ws == NULL)
@@ -698,7 +698,7 @@ double srv_ws_deadline(const srv_conn *c)
     return when;
 }
 
-void srv_ws_timed_out(srv_conn *c)
+static void ws_on_timeout(srv_conn *c)
 {
     WebSocketObject *ws = (WebSocketObject *)c->ws;
     if (ws->close_pending && ev_now(srv_loop) >= ws->close_at + CLOSE_REPLY_WAIT) {
@@ -713,7 +713,7 @@ void srv_ws_timed_out(srv_conn *c)
     fail_io(ws);
 }
 
-void srv_ws_going_away(srv_conn *c)
+static void ws_on_going_away(srv_conn *c)
 {
     WebSocketObject *ws = (WebSocketObject *)c->ws;
     if (ws == NULL || !ws->opened || ws->close_sent)
@@ -738,12 +738,13 @@ static void discard_queue(WebSocketObject *ws)
     ws->qbytes = 0;
 }
 
-void srv_ws_detach(srv_conn *c)
+static void ws_detach(srv_conn *c)
 {
     WebSocketObject *ws = (WebSocketObject *)c->ws;
     if (ws == NULL)
         return;
     c->ws = NULL;
+    c->handler = NULL;
     ws->conn = NULL;
     if (ws->opened)
         srv_my_metrics->ws_connections--;
@@ -757,6 +758,15 @@ void srv_ws_detach(srv_conn *c)
     start_kick(ws);
     Py_DECREF(ws);   /* the connection's reference */
 }
+
+/* What conn.c calls for an upgraded connection (srv_conn_handler). */
+static const srv_conn_handler ws_handler = {
+    .on_io = ws_on_io,
+    .deadline = ws_deadline,
+    .on_timeout = ws_on_timeout,
+    .on_going_away = ws_on_going_away,
+    .on_close = ws_detach,
+};
 
 /* ---- the handshake ------------------------------------------------------ */
 
@@ -864,6 +874,7 @@ int srv_ws_offer(srv_conn *c, PyObject *environ, PyObject *app)
         return -2;
     }
     c->ws = (PyObject *)ws;   /* the connection's reference */
+    c->handler = &ws_handler;  /* the loop's side, once the 101 is out */
     return 1;
 }
 
@@ -947,7 +958,7 @@ static int open_ws(WebSocketObject *ws)
     if (ev_is_active(&r->deadline))
         ev_timer_stop(srv_loop, &r->deadline);   /* a WebSocket is not a slow request */
     srv_buf_release(&r->head);
-    c->state = SRV_CONN_WS;
+    c->state = SRV_CONN_UPGRADED;
     c->last_active = ev_now(srv_loop);
     if (flush_out(ws) < 0)
         return 0;   /* receive() and send() will say it is closed */
@@ -1001,7 +1012,7 @@ int srv_ws_end(srv_conn *c, int failed)
         Py_DECREF(ws);
     }
     c->resp->close = 1;
-    srv_ws_detach(c);
+    ws_detach(c);
     if (rc >= 0) {
         PyErr_Restore(exc_type, exc_value, exc_tb);
     } else {

@@ -835,7 +835,7 @@ static PyObject *write_callable(PyObject *self, PyObject *data)
         PyErr_SetString(PyExc_RuntimeError, "write() called after the request ended");
         return NULL;
     }
-    if (c->state == SRV_CONN_WS) {
+    if (c->state == SRV_CONN_UPGRADED) {
         PyErr_SetString(PyExc_RuntimeError, "write() on an open WebSocket: use its send()");
         return NULL;
     }

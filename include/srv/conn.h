@@ -30,8 +30,23 @@ enum srv_conn_state {
     SRV_CONN_READING,   /* loop: waiting for or parsing a request head */
     SRV_CONN_BUSY,      /* a worker owns it */
     SRV_CONN_LINGER,    /* loop: response sent, discarding input, then close */
-    SRV_CONN_WS,        /* an open WebSocket: the loop does its I/O (ws.c) */
+    SRV_CONN_UPGRADED,  /* another protocol's handler owns it (a WebSocket) */
 };
+
+struct srv_conn;
+
+/* A protocol that takes a connection over from HTTP/1 (a WebSocket, ws.c)
+ * installs its handler on it, as nginx swaps a connection's handlers: in
+ * state SRV_CONN_UPGRADED conn.c hands readiness and timeouts to it, and it
+ * is told when the connection goes away.  conn.c knows no protocol but
+ * HTTP/1. */
+typedef struct srv_conn_handler {
+    void (*on_io)(struct srv_conn *c, int revents);   /* EV_READ and/or EV_WRITE */
+    double (*deadline)(const struct srv_conn *c);     /* ev_now time of on_timeout, or 0 */
+    void (*on_timeout)(struct srv_conn *c);
+    void (*on_going_away)(struct srv_conn *c);        /* graceful stop */
+    void (*on_close)(struct srv_conn *c);             /* about to be freed (any state) */
+} srv_conn_handler;
 
 typedef struct srv_conn {
     int fd;
@@ -62,6 +77,7 @@ typedef struct srv_conn {
     struct sockaddr_storage peer;
     socklen_t peer_len;
     struct srv_response *resp;   /* heap-allocated, owned; see wsgi.c */
+    const srv_conn_handler *handler;   /* installed by an upgrade, or NULL */
     PyObject *ws;                /* owned: the request's WebSocket, if any (ws.c) */
     struct srv_conn *next;       /* list of all connections */
     struct srv_conn *prev;

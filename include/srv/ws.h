@@ -11,7 +11,7 @@
  * text (1007), protocol errors (1002), and the buffered output that frames
  * from any greenlet go through whole.  The app sees an object with
  * gevent-websocket's API (receive, send, close, closed).  While it is open,
- * the loop owns the socket's I/O (conn state SRV_CONN_WS) and greenlets only
+ * the loop owns the socket's I/O (conn state SRV_CONN_UPGRADED, through the handler ws.c installs) and greenlets only
  * wait for messages or for room to write.
  */
 #ifndef SRV_WS_H
@@ -36,17 +36,6 @@ int srv_ws_offer(struct srv_conn *c, PyObject *environ, PyObject *app);
  * answered with a normal HTTP response instead (sent with Connection:
  * close).  Either way c->ws is gone afterwards. */
 int srv_ws_end(struct srv_conn *c, int failed);
-
-/* The loop's side, for a connection in state SRV_CONN_WS. */
-void srv_ws_io(struct srv_conn *c, int revents);
-double srv_ws_deadline(const struct srv_conn *c);
-void srv_ws_timed_out(struct srv_conn *c);
-
-/* Graceful stop: close 1001 ("going away") on every open WebSocket. */
-void srv_ws_going_away(struct srv_conn *c);
-
-/* The connection is being freed: the app's object forgets it. */
-void srv_ws_detach(struct srv_conn *c);
 
 /* Adds srv.WebSocket and srv.WebSocketError to the srv module. */
 int srv_ws_add_to_module(PyObject *module);
