@@ -19,6 +19,7 @@
  */
 #include "srv/clock.h"
 #include "srv/metrics.h"
+#include "srv/reqline.h"
 #include "srv/buffer.h"
 #include "srv/config.h"
 #include "srv/log.h"
@@ -329,29 +330,22 @@ static void reply(metrics_client *c, int status, const char *reason, const char 
     c->state = CLIENT_WRITING;
 }
 
-static int is_version(const char *v, size_t n)
-{
-    return n == 8 && (memcmp(v, "HTTP/1.0", 8) == 0 || memcmp(v, "HTTP/1.1", 8) == 0);
-}
-
-/* "GET /metrics HTTP/1.1": answers the request line of a complete head. */
+/* "GET /metrics HTTP/1.1": answers the request line of a complete head,
+ * parsed by the same code as the app's requests (reqline.c). */
 static void answer(metrics_client *c)
 {
     const char *line = c->request;
-    const char *eol = memchr(line, '\n', c->got);
-    size_t len = (size_t)(eol - line);
-    if (len > 0 && line[len - 1] == '\r')
-        len--;
-    const char *sp1 = memchr(line, ' ', len);
-    const char *sp2 = sp1 ? memchr(sp1 + 1, ' ', len - (size_t)(sp1 + 1 - line)) : NULL;
-    if (sp1 == NULL || sp2 == NULL || sp1 == line || sp2 == sp1 + 1 || sp1[1] != '/'
-        || !is_version(sp2 + 1, len - (size_t)(sp2 + 1 - line))) {
+    srv_reqline rl;
+    const srv_reqline_limits lim = {sizeof c->request, 16};
+    const char *why = NULL;
+    if (srv_reqline_parse(line, c->got, &lim, &rl, &why) != SRV_REQLINE_DONE
+        || rl.form != SRV_TARGET_ORIGIN) {
         reply(c, 400, "Bad Request", "", 0);
         return;
     }
-    size_t mlen = (size_t)(sp1 - line);
-    const char *target = sp1 + 1;
-    size_t tlen = (size_t)(sp2 - target);
+    size_t mlen = rl.method_len;
+    const char *target = line + rl.target_off;
+    size_t tlen = rl.target_len;
     const char *query = memchr(target, '?', tlen);
     if (query)
         tlen = (size_t)(query - target);
