@@ -33,6 +33,7 @@
 #include "srv/reqline.h"
 
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>

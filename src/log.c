@@ -6,6 +6,8 @@
  * by the traceback module and written the same way, so that they land in the
  * same stream as srv's own lines and never set sys.last_traceback.
  */
+#include <Python.h>   /* first, as CPython asks: srv_log_pyerr */
+
 #include "srv/log.h"
 
 #include <errno.h>

@@ -14,6 +14,8 @@
  * the loop (srv itself, or gevent's hub) is main.c's business: stopping is
  * ev_break() either way.
  */
+#include <Python.h>   /* first, as CPython asks */
+
 #include "srv/loop.h"
 #include "srv/aio.h"
 #include "srv/config.h"

@@ -9,7 +9,8 @@
 #ifndef SRV_LOG_H
 #define SRV_LOG_H
 
-#include <Python.h>
+/* No Python.h here: the master, which runs no Python, includes this too.
+ * srv_log_pyerr() is defined in log.c, which does include it. */
 
 enum srv_log_level {
     SRV_LOG_DEBUG,

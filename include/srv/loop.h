@@ -9,7 +9,6 @@
 #ifndef SRV_LOOP_H
 #define SRV_LOOP_H
 
-#include <Python.h>
 #include <ev.h>
 
 typedef struct srv_listener {
@@ -19,7 +18,9 @@ typedef struct srv_listener {
     char *name;                 /* for logs: "http://127.0.0.1:8000" */
     char *unix_path;            /* unlinked at exit */
     int reuse_port;             /* each worker opens its own socket */
-    PyObject *environ_template; /* owned: the keys that never change */
+    struct _object *environ_template;   /* owned PyObject *: the keys that never
+                                         * change (no Python.h here: the master
+                                         * includes this header) */
 } srv_listener;
 
 /* Binds every configured address.  Exits SRV_EXIT_USAGE on failure. */
