@@ -159,89 +159,116 @@ static char *describe(int fd, int *family)
     return name;
 }
 
-/* Binds a unix socket and listens; `flag` names the option in errors. */
-static int open_unix(const char *flag, const char *addr, const char *path)
+/* The socket helpers below return -1 with a one-line reason in err (the
+ * address first), and close what they opened; the caller decides. */
+#define SOCK_FAIL(...) do { snprintf(err, errlen, __VA_ARGS__); goto fail; } while (0)
+
+/* Binds a unix socket and listens. */
+static int open_unix(const char *addr, const char *path, char *err, size_t errlen)
 {
     struct sockaddr_un sun = {.sun_family = AF_UNIX};
+    int fd = -1;
     if (strlen(path) == 0 || strlen(path) >= sizeof sun.sun_path)
-        srv_die_usage("%s %s: bad unix socket path", flag, addr);
+        SOCK_FAIL("%s: bad unix socket path", addr);
     strcpy(sun.sun_path, path);
-    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
+        SOCK_FAIL("%s: %s", addr, strerror(errno));
     /* Replace a stale socket file, but never a live socket or another file. */
     struct stat st;
     if (lstat(path, &st) == 0) {
         if (!S_ISSOCK(st.st_mode))
-            srv_die_usage("%s %s: %s exists and is not a socket", flag, addr, path);
+            SOCK_FAIL("%s: %s exists and is not a socket", addr, path);
         int probe = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-        if (probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0)
-            srv_die_usage("%s %s: address already in use", flag, addr);
+        int live = probe >= 0 && connect(probe, (struct sockaddr *)&sun, sizeof sun) == 0;
         if (probe >= 0)
             close(probe);
+        if (live)
+            SOCK_FAIL("%s: address already in use", addr);
         unlink(path);
     }
     if (bind(fd, (struct sockaddr *)&sun, sizeof sun) < 0)
-        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
+        SOCK_FAIL("%s: %s", addr, strerror(errno));
     if (listen(fd, srv_cfg.backlog) < 0)
-        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
+        SOCK_FAIL("%s: %s", addr, strerror(errno));
     return fd;
+fail:
+    if (fd >= 0)
+        close(fd);
+    return -1;
 }
 
 /* Binds a TCP socket, and listens unless `reuse_port` (then the master only
  * holds the port: each worker listens on a socket of its own, see
- * srv_listeners_reuse_port).  `flag` names the option in errors. */
-static int open_tcp(const char *flag, const char *addr, int reuse_port)
+ * srv_listeners_reuse_port). */
+static int open_tcp(const char *addr, int reuse_port, char *err, size_t errlen)
 {
     char host[256], port[16];
+    struct addrinfo *res = NULL;
+    int fd = -1;
     if (split_host_port(addr, host, sizeof host, port, sizeof port) < 0)
-        srv_die_usage("%s %s: expected HOST:PORT, :PORT, [IPV6]:PORT or unix:PATH", flag, addr);
+        SOCK_FAIL("%s: expected HOST:PORT, :PORT, [IPV6]:PORT or unix:PATH", addr);
     struct addrinfo hints = {.ai_family = AF_UNSPEC, .ai_socktype = SOCK_STREAM,
                              .ai_flags = AI_PASSIVE | AI_NUMERICSERV};
-    struct addrinfo *res;
     int rc = getaddrinfo(host[0] ? host : "0.0.0.0", port, &hints, &res);
-    if (rc != 0)
-        srv_die_usage("%s %s: %s", flag, addr, gai_strerror(rc));
-    int fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (rc != 0) {
+        res = NULL;
+        SOCK_FAIL("%s: %s", addr, gai_strerror(rc));
+    }
+    fd = socket(res->ai_family, res->ai_socktype | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0)
-        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
+        SOCK_FAIL("%s: %s", addr, strerror(errno));
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
     if (reuse_port)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
-    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0) {
-        int err = errno;
-        srv_die_usage("%s %s: %s", flag, addr,
-                      err == EADDRINUSE ? "address already in use" : strerror(err));
-    }
-    freeaddrinfo(res);
+    if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
+        SOCK_FAIL("%s: %s", addr, errno == EADDRINUSE ? "address already in use" : strerror(errno));
     if (!reuse_port && listen(fd, srv_cfg.backlog) < 0)
-        srv_die_usage("%s %s: %s", flag, addr, strerror(errno));
+        SOCK_FAIL("%s: %s", addr, strerror(errno));
+    freeaddrinfo(res);
     return fd;
+fail:
+    if (res)
+        freeaddrinfo(res);
+    if (fd >= 0)
+        close(fd);
+    return -1;
 }
 
-static void bind_unix(const char *addr, const char *path)
+#undef SOCK_FAIL
+
+/* Binds ADDR (any form --bind takes); -1 with the reason in err. */
+static int open_address(const char *addr, int reuse_port, char *err, size_t errlen)
 {
-    srv_listener *l = add_listener();
-    l->fd = open_unix("--bind", addr, path);
-    l->unix_path = strdup(path);
-    l->name = describe(l->fd, &l->family);
+    if (strncmp(addr, "unix:", 5) == 0)
+        return open_unix(addr, addr + 5, err, errlen);
+    return open_tcp(addr, reuse_port, err, errlen);
 }
 
-static void bind_tcp(const char *addr)
+/* At start-up a socket that cannot be bound is a usage error. */
+static void bind_listener(const char *addr)
 {
+    char err[512];
+    int unix_socket = strncmp(addr, "unix:", 5) == 0;
+    int fd = open_address(addr, !unix_socket && srv_cfg.reuse_port, err, sizeof err);
+    if (fd < 0)
+        srv_die_usage("--bind %s", err);
     srv_listener *l = add_listener();
-    l->fd = open_tcp("--bind", addr, srv_cfg.reuse_port);
-    l->reuse_port = srv_cfg.reuse_port;
+    l->fd = fd;
+    l->unix_path = unix_socket ? strdup(addr + 5) : NULL;
+    l->reuse_port = !unix_socket && srv_cfg.reuse_port;
     l->name = describe(l->fd, &l->family);   /* the real port, e.g. for port 0 */
 }
 
 int srv_listen_address(const char *flag, const char *addr, char **name)
 {
-    int fd = strncmp(addr, "unix:", 5) == 0 ? open_unix(flag, addr, addr + 5)
-                                            : open_tcp(flag, addr, 0);
+    char err[512];
+    int fd = open_address(addr, 0, err, sizeof err);
+    if (fd < 0)
+        srv_die_usage("%s %s", flag, err);
     int family;
     *name = describe(fd, &family);
     return fd;
@@ -284,13 +311,10 @@ void srv_listen_all(void)
     int inherited = take_systemd_sockets();
     for (int i = 0; i < srv_cfg.nbinds; i++) {
         const char *addr = srv_cfg.binds[i];
-        if (strncmp(addr, "unix:", 5) == 0)
-            bind_unix(addr, addr + 5);
-        else
-            bind_tcp(addr);
+        bind_listener(addr);
     }
     if (srv_cfg.nbinds == 0 && inherited == 0)
-        bind_tcp("127.0.0.1:8000");
+        bind_listener("127.0.0.1:8000");
 }
 
 int srv_listeners_reuse_port(void)
