@@ -4,7 +4,7 @@
 # with N1 and N2 keep-alive requests (ab -k), and reports
 # (Ir(N2) - Ir(N1)) / (N2 - N1), so start-up and shut-down cancel out.
 #
-#   bench/callgrind.sh [extra srv flags...]      (env: SRV_BIN, N1, N2, APP, CHDIR, KEEP)
+#   bench/callgrind.sh [extra srv flags...]      (env: SRV_BIN, N1, N2, APP, CHDIR, KEEP, KEEPALIVE)
 #
 # APP (default hello:app) and CHDIR (default examples/) pick the app, e.g.
 # APP=djangohello:app CHDIR=bench/apps; KEEP=DIR keeps the worker's callgrind
@@ -17,6 +17,7 @@ N2=${N2:-12000}
 APP=${APP:-hello:app}
 CHDIR=${CHDIR:-$repo/examples}
 KEEP=${KEEP:-}
+KA=-k; [ "${KEEPALIVE:-1}" = 0 ] && KA=
 tmp=$(mktemp -d /tmp/srv-callgrind.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
@@ -40,7 +41,7 @@ for _ in range(600):
     time.sleep(0.2)
 sys.exit("srv did not start under callgrind")
 PY
-    ab -q -k -c 10 -n "$n" "http://127.0.0.1:$port/" > "$tmp/ab.$n"
+    ab -q $KA -c 10 -n "$n" "http://127.0.0.1:$port/" > "$tmp/ab.$n"
     kill -TERM $vg
     wait $vg || true
     worker=$(ls -S "$tmp"/cg.* | head -1)
