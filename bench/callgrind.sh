@@ -4,20 +4,28 @@
 # with N1 and N2 keep-alive requests (ab -k), and reports
 # (Ir(N2) - Ir(N1)) / (N2 - N1), so start-up and shut-down cancel out.
 #
-#   bench/callgrind.sh [extra srv flags...]      (env: SRV_BIN, N1, N2)
+#   bench/callgrind.sh [extra srv flags...]      (env: SRV_BIN, N1, N2, APP, CHDIR, KEEP, KEEPALIVE)
+#
+# APP (default hello:app) and CHDIR (default examples/) pick the app, e.g.
+# APP=djangohello:app CHDIR=bench/apps; KEEP=DIR keeps the worker's callgrind
+# file of the N2 run there (callgrind_annotate DIR/cg.N2).
 set -eu
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SRV_BIN:-$repo/build/srv}
 N1=${N1:-2000}
 N2=${N2:-12000}
+APP=${APP:-hello:app}
+CHDIR=${CHDIR:-$repo/examples}
+KEEP=${KEEP:-}
+KA=-k; [ "${KEEPALIVE:-1}" = 0 ] && KA=
 tmp=$(mktemp -d /tmp/srv-callgrind.XXXXXX)
 trap 'rm -rf "$tmp"' EXIT
 
 run() {  # requests -> prints the worker's total Ir
     n=$1; shift
     port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    (cd "$repo/examples" && valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.%p" \
-        "$bin" --app hello:app --bind "127.0.0.1:$port" "$@" 2>"$tmp/log.$n") &
+    (cd "$CHDIR" && valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.%p" \
+        "$bin" --app "$APP" --bind "127.0.0.1:$port" "$@" 2>"$tmp/log.$n") &
     vg=$!
     /usr/bin/python3 - "$port" <<'PY'
 import socket, sys, time
@@ -33,11 +41,12 @@ for _ in range(600):
     time.sleep(0.2)
 sys.exit("srv did not start under callgrind")
 PY
-    ab -q -k -c 10 -n "$n" "http://127.0.0.1:$port/" > "$tmp/ab.$n"
+    ab -q $KA -c 10 -n "$n" "http://127.0.0.1:$port/" > "$tmp/ab.$n"
     kill -TERM $vg
     wait $vg || true
     worker=$(ls -S "$tmp"/cg.* | head -1)
     total=$(grep -E "^(summary|totals):" "$worker" | head -1 | awk '{print $2}')
+    if [ -n "$KEEP" ]; then mkdir -p "$KEEP" && cp "$worker" "$KEEP/cg.$n"; fi
     rm -f "$tmp"/cg.*
     echo "$total"
 }

@@ -67,7 +67,7 @@ static PyObject *k_request_method, *k_script_name, *k_path_info, *k_query_string
     *k_wsgi_input_terminated, *k_wsgi_file_wrapper, *k_server_software, *k_http_host;
 static PyObject *v_http10, *v_http11, *v_empty, *v_http, *v_https;
 static PyObject *method_names[64];
-static PyObject *s_close;
+static PyObject *s_close, *s_gr_context;
 
 /* ---- environ keys for request headers ---------------------------------- */
 
@@ -1024,7 +1024,8 @@ static void forget_request_locals(void)
 {
     if (PyThreadState_Get()->context != NULL) {
         PyObject *self = (PyObject *)srv_hub_current();
-        if (PyObject_SetAttrString(self, "gr_context", Py_None) < 0)
+        /* the interned name: no string made and hashed per request */
+        if (PyObject_SetAttr(self, s_gr_context, Py_None) < 0)
             srv_log_pyerr("cannot reset the greenlet's context");
         Py_DECREF(self);
     }
@@ -1263,7 +1264,7 @@ int srv_wsgi_init(void)
         {&k_wsgi_input_terminated, "wsgi.input_terminated"},
         {&k_wsgi_file_wrapper, "wsgi.file_wrapper"}, {&k_server_software, "SERVER_SOFTWARE"},
         {&v_http10, "HTTP/1.0"}, {&v_http11, "HTTP/1.1"}, {&v_empty, ""}, {&v_http, "http"}, {&v_https, "https"},
-        {&s_close, "close"},
+        {&s_close, "close"}, {&s_gr_context, "gr_context"},
     };
     for (size_t i = 0; i < sizeof keys / sizeof keys[0]; i++)
         if ((*keys[i].var = intern(keys[i].s)) == NULL)
