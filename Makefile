@@ -6,7 +6,7 @@ PY    := /usr/bin/python3
 
 FUZZ_SECONDS ?= 1800
 
-.PHONY: all deps build run test test-cluster test-venv test-asan test-valgrind fuzz-build fuzz fuzz-short fuzz-chunked fuzz-ws bench bench-ws bench-longpoll install deb clean
+.PHONY: all deps build run test test-cluster test-venv test-asan test-valgrind fuzz-build fuzz fuzz-short fuzz-chunked fuzz-ws bench bench-ws bench-longpoll install deb check-api clean
 
 all: build
 
@@ -72,6 +72,13 @@ fuzz-ws: fuzz-build
 	mkdir -p build-fuzz/corpus_ws
 	build-fuzz/fuzz_ws_frame -max_total_time=$(FUZZ_SECONDS) -timeout=10 \
 	    -print_final_stats=1 build-fuzz/corpus_ws
+
+# Public CPython API only (scripts/check-private-api), and a build that
+# treats every warning as an error.
+check-api: deps
+	sh scripts/check-private-api
+	cmake -S . -B build-werror -DSRV_PYTHON=$(PY) -DCMAKE_C_FLAGS=-Werror
+	cmake --build build-werror -j $(JOBS) --target srv
 
 test-asan: deps
 	cmake -S . -B build-asan -DSRV_PYTHON=$(PY) -DSRV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug

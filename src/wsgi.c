@@ -941,13 +941,31 @@ static int send_result(srv_conn *c, PyObject *result)
     return send_body(c, "", 0, 1);
 }
 
+/* *out = o.name, or NULL when o has no such attribute; -1 on another
+ * error.  PyObject_GetOptionalAttr() from 3.13 on; before, the public
+ * GetAttr and a cleared AttributeError. */
+static int lookup_optional_attr(PyObject *o, PyObject *name, PyObject **out)
+{
+#if PY_VERSION_HEX >= 0x030D0000
+    return PyObject_GetOptionalAttr(o, name, out);
+#else
+    *out = PyObject_GetAttr(o, name);
+    if (*out != NULL)
+        return 1;
+    if (!PyErr_ExceptionMatches(PyExc_AttributeError))
+        return -1;
+    PyErr_Clear();
+    return 0;
+#endif
+}
+
 /* Calls result.close() if it has one.  Returns -1 if it raised (logged). */
 static int close_result(PyObject *result)
 {
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result))
         return 0;
     PyObject *meth;
-    if (_PyObject_LookupAttr(result, s_close, &meth) < 0) {
+    if (lookup_optional_attr(result, s_close, &meth) < 0) {
         srv_log_pyerr("error looking up close() of the response iterable");
         return -1;
     }
@@ -1022,13 +1040,11 @@ static int drain_body(srv_conn *c)
  * ContextVar or in gevent.local may be seen by the next one. */
 static void forget_request_locals(void)
 {
-    if (PyThreadState_Get()->context != NULL) {
-        PyObject *self = (PyObject *)srv_hub_current();
-        /* the interned name: no string made and hashed per request */
-        if (PyObject_SetAttr(self, s_gr_context, Py_None) < 0)
-            srv_log_pyerr("cannot reset the greenlet's context");
-        Py_DECREF(self);
-    }
+    PyObject *self = (PyObject *)srv_hub_current();
+    /* the interned name: no string made and hashed per request */
+    if (PyObject_SetAttr(self, s_gr_context, Py_None) < 0)
+        srv_log_pyerr("cannot reset the greenlet's context");
+    Py_DECREF(self);
     if (srv_gevent_active)
         srv_gevent_reset_locals();
 }
