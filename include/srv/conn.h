@@ -35,7 +35,7 @@ enum srv_conn_state {
 
 struct srv_conn;
 
-/* A protocol that takes a connection over from HTTP/1 (a WebSocket, ws.c)
+/* A protocol that takes a connection over from HTTP/1 (a WebSocket, ws_conn.c)
  * installs its handler on it, as nginx swaps a connection's handlers: in
  * state SRV_CONN_UPGRADED conn.c hands readiness and timeouts to it, and it
  * is told when the connection goes away.  conn.c knows no protocol but
@@ -78,7 +78,7 @@ typedef struct srv_conn {
     socklen_t peer_len;
     struct srv_response *resp;   /* heap-allocated, owned; see wsgi.c */
     const srv_conn_handler *handler;   /* installed by an upgrade, or NULL */
-    PyObject *ws;                /* owned: the request's WebSocket, if any (ws.c) */
+    PyObject *ws;                /* owned: the request's WebSocket, if any (ws_*.c) */
     struct srv_conn *next;       /* list of all connections */
     struct srv_conn *prev;
 } srv_conn;

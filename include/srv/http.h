@@ -54,7 +54,7 @@ typedef struct srv_request {
     unsigned expect_continue:1;
     unsigned chunked:1;
     unsigned has_body:1;
-    unsigned upgrade:1;       /* the head asked for an Upgrade (see ws.c) */
+    unsigned upgrade:1;       /* the head asked for an Upgrade (see ws_handshake.c) */
     unsigned line_done:1;     /* the request line has been parsed */
     unsigned in_chunked:1;    /* srv's own decoder is reading the body */
     uint8_t http_minor;

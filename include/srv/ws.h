@@ -11,7 +11,8 @@
  * text (1007), protocol errors (1002), and the buffered output that frames
  * from any greenlet go through whole.  The app sees an object with
  * gevent-websocket's API (receive, send, close, closed).  While it is open,
- * the loop owns the socket's I/O (conn state SRV_CONN_UPGRADED, through the handler ws.c installs) and greenlets only
+ * the loop owns the socket's I/O (conn state SRV_CONN_UPGRADED, through the
+ * handler ws_conn.c installs) and greenlets only
  * wait for messages or for room to write.
  */
 #ifndef SRV_WS_H
