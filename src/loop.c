@@ -17,6 +17,7 @@
 #include <Python.h>   /* first, as CPython asks */
 
 #include "srv/loop.h"
+#include "srv/environ.h"
 #include "srv/aio.h"
 #include "srv/config.h"
 #include "srv/conn.h"
@@ -356,7 +357,7 @@ int srv_listeners_prepare_environ(void)
             sock_address(l->fd, host, sizeof host, &p, &family);
             snprintf(port, sizeof port, "%d", p);
         }
-        l->environ_template = srv_wsgi_environ_template(l, host, port);
+        l->environ_template = srv_environ_template(l, host, port);
         if (l->environ_template == NULL)
             return -1;
     }

@@ -55,9 +55,6 @@ void srv_wsgi_load_app(void);
 /* Creates the interned keys, types and constant values. */
 int srv_wsgi_init(void);
 
-/* A new dict with the keys that are the same for every request on l. */
-PyObject *srv_wsgi_environ_template(struct srv_listener *l, const char *host, const char *port);
-
 /* In a worker greenlet: serves requests on c until it goes back to the loop
  * or is closed.  Returns 0, or -1 when the greenlet was asked to exit
  * (GreenletExit), in which case the exception has been cleared. */
