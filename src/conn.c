@@ -23,7 +23,6 @@
 #include "srv/loop.h"
 #include "srv/metrics.h"
 #include "srv/proxy.h"
-#include "srv/wsgi.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -152,15 +151,8 @@ void srv_conn_close(srv_conn *c)
     close(c->fd);
     srv_request_free(&c->req);
     srv_buf_release(&c->rbuf);
-    Py_CLEAR(c->remote_addr);
-    Py_CLEAR(c->remote_port);
-    if (c->resp) {
-        if (ev_is_active(&c->resp->deadline))
-            ev_timer_stop(srv_loop, &c->resp->deadline);
-        srv_buf_release(&c->resp->head);
-        free(c->resp);
-        c->resp = NULL;
-    }
+    if (srv_conn_on_free)
+        srv_conn_on_free(c);
 
     if (c->prev)
         c->prev->next = c->next;
@@ -400,6 +392,8 @@ void srv_conn_release(srv_conn *c, int keep_alive)
 }
 
 void (*srv_conn_on_refused)(srv_conn *c, int status, size_t body_bytes);
+void (*srv_conn_on_head)(srv_conn *c);
+void (*srv_conn_on_free)(srv_conn *c);
 
 void srv_conn_fail(srv_conn *c)
 {
@@ -455,7 +449,7 @@ static void read_head(srv_conn *c)
             case SRV_PARSE_HEAD_DONE:
                 ev_io_stop(srv_loop, &c->rio);
                 c->state = SRV_CONN_BUSY;
-                srv_hub_dispatch(c);   /* c may be gone when this returns */
+                srv_conn_on_head(c);   /* c may be gone when this returns */
                 return;
             case SRV_PARSE_ERROR:
                 srv_conn_fail(c);

@@ -22,7 +22,6 @@
 #include "srv/fault.h"
 #include "srv/log.h"
 #include "srv/metrics.h"
-#include "srv/wsgi.h"
 
 #define TRIM_INTERVAL 10.0
 #define MIN_IDLE 8
@@ -47,6 +46,7 @@ static srv_worker *idle;
 static int nidle;
 static srv_worker *dead;            /* finished, not yet released */
 static int busy_peak;               /* most busy workers since the last trim */
+static srv_hub_serve_fn serve;     /* the request layer's, see srv_hub_set_serve */
 static srv_worker *starting;        /* handed to the next new worker's run() */
 static int stopping;
 static ev_timer trim_timer;
@@ -117,7 +117,7 @@ static PyObject *worker_run(PyObject *unused, PyObject *args)
     for (;;) {
         srv_conn *c = w->conn;
         w->conn = NULL;
-        if (c && srv_wsgi_serve(c) < 0)
+        if (c && serve(c) < 0)
             break;                      /* killed: finish this greenlet */
         if (w->exit || stopping)
             break;
@@ -311,6 +311,11 @@ static void check_greenlet_api(void)
     Py_XDECREF(mod);
 }
 
+void srv_hub_set_serve(srv_hub_serve_fn fn)
+{
+    serve = fn;
+}
+
 int srv_hub_init(struct ev_loop *loop)
 {
     PyGreenlet_Import();
@@ -318,6 +323,7 @@ int srv_hub_init(struct ev_loop *loop)
         return -1;
     check_greenlet_api();
     srv_loop = loop;
+    srv_conn_on_head = srv_hub_dispatch;   /* a parsed head goes to a worker */
     loop_greenlet = PyGreenlet_GetCurrent();
     run_fn = PyCFunction_New(&run_def, NULL);
     if (loop_greenlet == NULL || run_fn == NULL)

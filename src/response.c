@@ -396,3 +396,11 @@ int srv_response_init(void)
     s_close = PyUnicode_InternFromString("close");
     return s_close ? 0 : -1;
 }
+
+void srv_response_free(srv_response *r)
+{
+    if (ev_is_active(&r->deadline))
+        ev_timer_stop(srv_loop, &r->deadline);
+    srv_buf_release(&r->head);
+    free(r);
+}

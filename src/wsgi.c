@@ -208,6 +208,17 @@ int srv_wsgi_serve(srv_conn *c)
 
 /* ---- set-up -------------------------------------------------------------- */
 
+/* conn.c frees c: what the request layer keeps on it goes too. */
+static void forget_connection(srv_conn *c)
+{
+    Py_CLEAR(c->remote_addr);
+    Py_CLEAR(c->remote_port);
+    if (c->resp) {
+        srv_response_free(c->resp);
+        c->resp = NULL;
+    }
+}
+
 int srv_wsgi_init(void)
 {
     if (srv_environ_init() < 0 || srv_start_response_init() < 0 || srv_response_init() < 0)
@@ -215,7 +226,11 @@ int srv_wsgi_init(void)
     if (PyType_Ready(&srv_InputType) < 0 || PyType_Ready(&srv_FileWrapperType) < 0)
         return -1;
     s_gr_context = PyUnicode_InternFromString("gr_context");
-    return s_gr_context ? 0 : -1;
+    if (s_gr_context == NULL)
+        return -1;
+    srv_hub_set_serve(srv_wsgi_serve);
+    srv_conn_on_free = forget_connection;
+    return 0;
 }
 
 

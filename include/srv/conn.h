@@ -119,6 +119,13 @@ void srv_conn_fail(srv_conn *c);
  * access-log refusals.  NULL: nobody listens. */
 extern void (*srv_conn_on_refused)(srv_conn *c, int status, size_t body_bytes);
 
+/* Told when a connection has a complete request head (the Python layer
+ * installs srv_hub_dispatch), and when a connection is freed, so that the
+ * request layer lets go of what it keeps on it (c->resp, the peer's
+ * address strings).  conn.c calls no upper layer but through these. */
+extern void (*srv_conn_on_head)(srv_conn *c);
+extern void (*srv_conn_on_free)(srv_conn *c);
+
 /* Closes at once and frees. */
 void srv_conn_close(srv_conn *c);
 

@@ -59,6 +59,11 @@ PyGreenlet *srv_hub_current(void);
 /* Is the pending exception GreenletExit (the greenlet is being killed)? */
 int srv_hub_exiting(void);
 
+/* What a worker runs for a connection it is handed (the request layer's
+ * srv_wsgi_serve): 0, or -1 when the greenlet must finish. */
+typedef int (*srv_hub_serve_fn)(struct srv_conn *c);
+void srv_hub_set_serve(srv_hub_serve_fn serve);
+
 /* Hands the connection to a parked (or new) worker and switches to it. */
 void srv_hub_dispatch(struct srv_conn *c);
 

@@ -26,6 +26,9 @@ int srv_response_init(void);
 srv_response *srv_response_reset(struct srv_conn *c);
 void srv_response_detach(srv_response *r);
 
+/* The connection is being freed: its response goes (its timer stopped). */
+void srv_response_free(srv_response *r);
+
 /* Sends body bytes (the head first, if not yet sent); at_end says these
  * are the last.  0, or -1 (client gone, or a Python error). */
 int srv_response_send_body(struct srv_conn *c, const char *data, size_t len, int at_end);
