@@ -32,7 +32,6 @@ int srv_gevent_active;
 static PyObject *hub;            /* owned: gevent's hub greenlet */
 static PyObject *main_greenlet;  /* owned */
 static PyObject *reset_fn;       /* owned: the Python helper below */
-static PyObject *s_dict;         /* owned: interned "__dict__" */
 
 static const char reset_src[] =
     "import weakref\n"
@@ -87,8 +86,6 @@ static void make_reset_fn(void)
         Py_XINCREF(reset_fn);
     }
     Py_XDECREF(globals);
-    if (reset_fn != NULL && (s_dict = PyUnicode_InternFromString("__dict__")) == NULL)
-        Py_CLEAR(reset_fn);
     if (reset_fn == NULL) {
         PyErr_Print();
         srv_die_usage("--mode gevent: cannot set up gevent.local resets");
@@ -175,8 +172,8 @@ void srv_gevent_reset_locals(void)
     PyObject *g = (PyObject *)srv_hub_current();
     /* gevent.local registers in the greenlet's __dict__: an empty dict means
      * there is nothing to forget (the common case).  A worker greenlet is
-     * long-lived, so the dict the first lookup makes is made once. */
-    PyObject *dict = PyObject_GetAttr(g, s_dict);
+     * long-lived, so the dict the first call makes is made once. */
+    PyObject *dict = PyObject_GenericGetDict(g, NULL);   /* greenlets have one */
     Py_ssize_t used = dict && PyDict_Check(dict) ? PyDict_GET_SIZE(dict) : 0;
     if (dict == NULL)
         PyErr_Clear();

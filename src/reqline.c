@@ -45,15 +45,22 @@ static void init_classes(void)
     }
 }
 
+/* The table is filled on first use, by each public entry point: the
+ * per-byte lookups below are plain loads. */
+static inline void ensure_classes(void)
+{
+    if (__builtin_expect(!cls['a'], 0))
+        init_classes();
+}
+
 static inline int is(unsigned char c, int k)
 {
-    if (!cls['a'])
-        init_classes();
     return (cls[c] & k) != 0;
 }
 
 int srv_is_tchar(unsigned char c)
 {
+    ensure_classes();
     return is(c, C_TCHAR);
 }
 
@@ -141,6 +148,7 @@ static int authority_valid(const char *a, size_t n, int need_port)
 
 int srv_host_valid(const char *v, size_t n)
 {
+    ensure_classes();
     if (n == 0)
         return 1;   /* RFC 9112 3.2: empty when the target has no authority */
     return authority_valid(v, n, 0);
@@ -148,6 +156,7 @@ int srv_host_valid(const char *v, size_t n)
 
 size_t srv_authority_host_len(const char *a, size_t n)
 {
+    ensure_classes();
     long h = host_part(a, n);
     return h < 0 ? n : (size_t)h;
 }
@@ -291,6 +300,7 @@ static int parse_version(const char *v, size_t n, srv_reqline *out, const char *
 int srv_reqline_parse(const char *p, size_t n, const srv_reqline_limits *lim,
                       srv_reqline *out, const char **why)
 {
+    ensure_classes();
     const char *lf = memchr(p, '\n', n);
     if (lf == NULL) {
         if (n > 0 && p[n - 1] == '\r')

@@ -52,13 +52,32 @@
 static PyObject *app;           /* owned: the WSGI callable */
 static PyObject *s_gr_context;  /* owned: interned "gr_context" */
 
+/* obj.name = value through the attribute's data descriptor on obj's type,
+ * looked up once per type: a worker greenlet's gr_context is reset on every
+ * request, and the generic setattr would search the type's MRO each time. */
+static int set_through_descriptor(PyObject *obj, PyObject *name, PyObject *value)
+{
+    static PyTypeObject *type;   /* borrowed: types of live greenlets stay */
+    static PyObject *descr;      /* owned */
+    if (Py_TYPE(obj) != type) {
+        PyObject *d = PyObject_GetAttr((PyObject *)Py_TYPE(obj), name);
+        if (d == NULL || Py_TYPE(d)->tp_descr_set == NULL) {
+            PyErr_Clear();
+            Py_XDECREF(d);
+            return PyObject_SetAttr(obj, name, value);
+        }
+        Py_XSETREF(descr, d);
+        type = Py_TYPE(obj);
+    }
+    return Py_TYPE(descr)->tp_descr_set(descr, obj, value);
+}
+
 /* A pooled worker serves many requests: nothing the app kept in a
  * ContextVar or in gevent.local may be seen by the next one. */
 static void forget_request_locals(void)
 {
     PyObject *self = (PyObject *)srv_hub_current();
-    /* the interned name: no string made and hashed per request */
-    if (PyObject_SetAttr(self, s_gr_context, Py_None) < 0)
+    if (set_through_descriptor(self, s_gr_context, Py_None) < 0)
         srv_log_pyerr("cannot reset the greenlet's context");
     Py_DECREF(self);
     if (srv_gevent_active)
