@@ -217,6 +217,20 @@ ssize_t srv_conn_send(srv_conn *c, const struct iovec *iov, int iovcnt)
     return n;
 }
 
+ssize_t srv_conn_fill(srv_conn *c, int *full)
+{
+    if (srv_conn_prepare_read(c) < 0)
+        return -2;
+    size_t room = c->rbuf.cap - c->rbuf.len;
+    ssize_t n = srv_conn_recv(c, c->rbuf.data + c->rbuf.len, room);
+    if (n > 0) {
+        c->rbuf.len += (size_t)n;
+        c->last_active = ev_now(srv_loop);
+    }
+    *full = n > 0 && (size_t)n == room;
+    return n;
+}
+
 /* Waits in the current greenlet until w's fd is ready, the idle limit
  * passes, or an exception is thrown into the greenlet.  Reading and writing
  * have a waiter each, so one greenlet of a request may read the body while
@@ -255,22 +269,18 @@ ssize_t srv_conn_read_more(srv_conn *c)
 {
     if (c->peer_closed)
         return 0;
-    if (c->broken || srv_conn_prepare_read(c) < 0) {
-        c->broken = 1;
+    if (c->broken)
         return -1;
-    }
     for (;;) {
-        ssize_t n = srv_conn_recv(c, c->rbuf.data + c->rbuf.len, c->rbuf.cap - c->rbuf.len);
-        if (n > 0) {
-            c->rbuf.len += (size_t)n;
-            c->last_active = ev_now(srv_loop);
+        int full;
+        ssize_t n = srv_conn_fill(c, &full);
+        if (n > 0)
             return n;
-        }
         if (n == 0) {
             c->peer_closed = 1;
             return 0;
         }
-        if (errno != EAGAIN && errno != EWOULDBLOCK) {
+        if (n == -2 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
             c->broken = 1;
             return -1;
         }
@@ -419,15 +429,9 @@ void srv_conn_fail(srv_conn *c)
 static void read_head(srv_conn *c)
 {
     for (;;) {
-        if (srv_conn_prepare_read(c) < 0) {
-            srv_conn_close(c);
-            return;
-        }
-        size_t room = c->rbuf.cap - c->rbuf.len;
-        ssize_t n = srv_conn_recv(c, c->rbuf.data + c->rbuf.len, room);
+        int full;
+        ssize_t n = srv_conn_fill(c, &full);
         if (n > 0) {
-            c->rbuf.len += (size_t)n;
-            c->last_active = ev_now(srv_loop);
             if (!c->req.head_live)
                 c->head_start = c->last_active;   /* a new head begins */
             if (srv_cfg.proxy_protocol && !c->proxy_seen) {
@@ -456,7 +460,7 @@ static void read_head(srv_conn *c)
                 return;
             default:
                 arm_timer(c);   /* a head may have begun: its deadline runs */
-                if ((size_t)n < room)
+                if (!full)
                     return;
                 continue;
             }

@@ -459,17 +459,15 @@ static void read_input(WebSocketObject *ws)
             ev_io_stop(srv_loop, &c->rio);
             break;
         }
-        if (srv_conn_prepare_read(c) < 0) {
-            fail_io(ws);
+        int full;
+        ssize_t n = srv_conn_fill(c, &full);
+        if (n == -2) {
+            fail_io(ws);   /* no memory for the read buffer */
             return;
         }
-        size_t room = c->rbuf.cap - c->rbuf.len;
-        ssize_t n = srv_conn_recv(c, c->rbuf.data + c->rbuf.len, room);
         if (n > 0) {
-            c->rbuf.len += (size_t)n;
-            c->last_active = ev_now(srv_loop);
             parse_input(ws);
-            if ((size_t)n < room)
+            if (!full)
                 break;
             continue;
         }

@@ -94,6 +94,12 @@ srv_conn *srv_conn_accepted(struct srv_listener *l, int fd,
 ssize_t srv_conn_recv(srv_conn *c, void *buf, size_t len);
 ssize_t srv_conn_send(srv_conn *c, const struct iovec *iov, int iovcnt);
 
+/* Reads what the socket has into rbuf (room made first), without waiting,
+ * and stamps last_active.  Returns the bytes read (*full: they filled the
+ * room, so more may be waiting), 0 at EOF, -1 with errno (EAGAIN: nothing
+ * now), or -2 when the buffer could not grow. */
+ssize_t srv_conn_fill(srv_conn *c, int *full);
+
 /* In a worker: reads more bytes into rbuf, waiting for them.  Returns the
  * number read, 0 at EOF, or -1 on error or timeout (c->broken set). */
 ssize_t srv_conn_read_more(srv_conn *c);

@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "srv/config.h"
+#include "srv/environ.h"
 #include "srv/conn.h"
 #include "srv/http.h"
 #include "srv/log.h"
@@ -99,7 +100,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
     fake.fd = -1;
     fake.family = AF_UNIX;
     fake.name = "fuzz";
-    fake.environ_template = srv_wsgi_environ_template(&fake, "localhost", "0");
+    fake.environ_template = srv_environ_template(&fake, "localhost", "0");
     if (fake.environ_template == NULL)
         abort();
     srv_log_level = 99;   /* quiet: tracebacks of bad requests are expected */
