@@ -287,3 +287,33 @@ def wait_file_lines(path, pred, timeout=5.0):
         return lines if pred(lines) else None
     r = wait_for(check, timeout=timeout, interval=0.05)
     return r if r is not None else [ln for ln in read_text(path).splitlines() if ln.strip()]
+
+
+@contextlib.contextmanager
+def tcp_echo_server(delay=0.0):
+    """A threaded TCP echo server on 127.0.0.1, the peer an app under test
+    talks to; each connection waits `delay` seconds before echoing.  Yields
+    its port."""
+    import socketserver
+
+    class Echo(socketserver.BaseRequestHandler):
+        def handle(self):
+            time.sleep(delay)
+            while True:
+                data = self.request.recv(65536)
+                if not data:
+                    return
+                self.request.sendall(data)
+
+    class Server(socketserver.ThreadingTCPServer):
+        daemon_threads = True
+        allow_reuse_address = True
+
+    srv = Server(("127.0.0.1", 0), Echo)
+    t = threading.Thread(target=srv.serve_forever, daemon=True)
+    t.start()
+    try:
+        yield srv.server_address[1]
+    finally:
+        srv.shutdown()
+        srv.server_close()

@@ -14,7 +14,6 @@ import pwd
 import shutil
 import signal
 import socket
-import socketserver
 import subprocess
 import tempfile
 import threading
@@ -23,6 +22,7 @@ import time
 import pytest
 
 from conftest import free_port, run_srv, wait_for
+from produtil import tcp_echo_server
 
 SLOW = 3.0 if os.environ.get("SRV_SANITIZED") else 1.0
 MODES = ["gevent", "native"]
@@ -95,24 +95,8 @@ def test_cancelled_future_raises_cancellederror(aio):
 
 @pytest.fixture(scope="module")
 def echo_server():
-    class Echo(socketserver.BaseRequestHandler):
-        def handle(self):
-            while True:
-                d = self.request.recv(65536)
-                if not d:
-                    return
-                self.request.sendall(d)
-
-    class Server(socketserver.ThreadingTCPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-
-    s = Server(("127.0.0.1", 0), Echo)
-    t = threading.Thread(target=s.serve_forever, daemon=True)
-    t.start()
-    yield s.server_address[1]
-    s.shutdown()
-    s.server_close()
+    with tcp_echo_server() as port:
+        yield port
 
 
 def test_open_connection_to_echo_server(aio, echo_server):
@@ -460,36 +444,10 @@ def test_asyncpg_many_at_once(aio, pg_dsn):
 LEAK_REQUESTS = int(os.environ.get("SRV_AIO_LEAK_REQUESTS", "100000"))
 
 
-def aio_load(port, total, threads=8, batch=16, reconnect_every=2000):
-    from test_leak import FastClient
-    req = b"GET /leak HTTP/1.1\r\nHost: x\r\n\r\n"
-    per = total // threads
-    errors = []
-
-    def worker():
-        try:
-            c = FastClient(port)
-            done = since = 0
-            while done < per:
-                n = min(batch, per - done)
-                for st, body in c.exchange(req * n, n):
-                    if st != 200 or body != b'"ok"':
-                        raise AssertionError("bad response %r %r" % (st, body))
-                done += n
-                since += n
-                if since >= reconnect_every:
-                    c.connect()
-                    since = 0
-            c.close()
-        except Exception as e:  # noqa: BLE001
-            errors.append(repr(e))
-    ts = [threading.Thread(target=worker, daemon=True) for _ in range(threads)]
-    for t in ts:
-        t.start()
-    for t in ts:
-        t.join(600)
-    assert not errors, errors
-    assert not any(t.is_alive() for t in ts)
+def aio_load(port, total):
+    from test_leak import hello_load
+    hello_load(port, total, threads=8, req=b"GET /leak HTTP/1.1\r\nHost: x\r\n\r\n",
+               expect=b'"ok"', join_timeout=600)
 
 
 @pytest.mark.parametrize("mode", MODES)

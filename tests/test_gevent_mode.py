@@ -11,7 +11,6 @@ import http.server
 import json
 import os
 import socket
-import socketserver
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,6 +18,7 @@ from concurrent.futures import ThreadPoolExecutor
 import pytest
 
 from conftest import APPS_DIR, run_srv, wait_for
+from produtil import tcp_echo_server
 
 # Sanitizer builds (make test-asan) run several times slower: the loose
 # wall-clock bounds below are scaled, never dropped.
@@ -66,25 +66,8 @@ def slow_peer():
 
 @pytest.fixture(scope="module")
 def echo_peer():
-    class Echo(socketserver.BaseRequestHandler):
-        def handle(self):
-            time.sleep(0.3)
-            while True:
-                data = self.request.recv(4096)
-                if not data:
-                    return
-                self.request.sendall(data)
-
-    class Server(socketserver.ThreadingTCPServer):
-        daemon_threads = True
-        allow_reuse_address = True
-
-    srv = Server(("127.0.0.1", 0), Echo)
-    t = threading.Thread(target=srv.serve_forever, daemon=True)
-    t.start()
-    yield srv.server_address[1]
-    srv.shutdown()
-    srv.server_close()
+    with tcp_echo_server(delay=0.3) as port:
+        yield port
 
 
 def test_startup_line_names_mode_and_shared_loop(gsrv):

@@ -92,8 +92,11 @@ class FastClient:
 REQ = b"GET / HTTP/1.1\r\nHost: x\r\n\r\n"
 
 
-def hello_load(port, total, threads=4, batch=16, reconnect_every=2000):
-    """Send `total` hello requests; returns the number of good responses."""
+def hello_load(port, total, threads=4, batch=16, reconnect_every=2000, req=REQ,
+               expect=b"Hello, World!\n", join_timeout=120):
+    """Send `total` requests `req` (pipelined in batches over a few keep-alive
+    connections), each of which must be answered 200 with the body `expect`;
+    returns the number of good responses."""
     per = total // threads
     counts = [0] * threads
     errors = []
@@ -101,14 +104,14 @@ def hello_load(port, total, threads=4, batch=16, reconnect_every=2000):
     def worker(k):
         try:
             c = FastClient(port)
-            data = REQ * batch
+            data = req * batch
             done = 0
             since = 0
             while done < per:
                 n = min(batch, per - done)
-                rs = c.exchange(data if n == batch else REQ * n, n)
+                rs = c.exchange(data if n == batch else req * n, n)
                 for st, body in rs:
-                    if st != 200 or body != b"Hello, World!\n":
+                    if st != 200 or body != expect:
                         raise AssertionError("bad response %r %r" % (st, body))
                 done += n
                 since += n
@@ -123,7 +126,7 @@ def hello_load(port, total, threads=4, batch=16, reconnect_every=2000):
     for t in ts:
         t.start()
     for t in ts:
-        t.join(120)
+        t.join(join_timeout)
     assert not errors, errors
     assert not any(t.is_alive() for t in ts)
     return sum(counts)
