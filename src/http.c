@@ -214,14 +214,10 @@ static int check_head(srv_request *req, int http_minor)
 static int on_headers_complete(llhttp_t *p)
 {
     srv_request *req = req_of(p);
-    if (p->http_major != 1 || p->http_minor > 1) {
-        fail(req, 505, "unsupported HTTP version");
+    /* The version was checked with the request line (reqline.c, 505), and
+     * req->http_minor set there; llhttp saw a stand-in line of it. */
+    if (check_head(req, req->http_minor))
         return -1;
-    }
-    if (check_head(req, p->http_minor)) {
-        return -1;
-    }
-    req->http_minor = p->http_minor;
     req->keep_alive = llhttp_should_keep_alive(p) ? 1 : 0;
     req->chunked = (p->flags & F_CHUNKED) ? 1 : 0;
     /* What follows a CONNECT is tunnel data, never another request. */
