@@ -10,26 +10,8 @@
  */
 #include "srv/start_response.h"
 #include "srv/response.h"
-#include "srv/clock.h"
-#include "srv/fault.h"
-#include "srv/wsgi.h"
-#include "srv/accesslog.h"
-#include "srv/aio.h"
-#include "srv/config.h"
 #include "srv/conn.h"
-#include "srv/filewrap.h"
-#include "srv/geventmode.h"
-#include "srv/hub.h"
-#include "srv/input.h"
-#include "srv/log.h"
-#include "srv/loop.h"
-#include "srv/master.h"
-#include "srv/metrics.h"
-#include "srv/proxy.h"
-#include "srv/pymod.h"
-#include "srv/reqline.h"
-#include "srv/worker.h"
-#include "srv/ws.h"
+#include "srv/wsgi.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>

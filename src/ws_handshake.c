@@ -10,14 +10,13 @@
  */
 #include "ws_private.h"
 #include "srv/config.h"
-#include "srv/conn.h"
-#include "srv/hub.h"
-#include "srv/http.h"
 #include "srv/log.h"
-#include "srv/loop.h"
 #include "srv/metrics.h"
 #include "srv/wsgi.h"
 #include "srv/ws_frame.h"
+#include "srv/conn.h"
+#include "srv/http.h"
+#include "srv/hub.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -3,15 +3,10 @@
  * srv.WebSocketError (see ws_private.h).
  */
 #include "ws_private.h"
-#include "srv/config.h"
-#include "srv/conn.h"
-#include "srv/hub.h"
-#include "srv/http.h"
 #include "srv/log.h"
-#include "srv/loop.h"
 #include "srv/metrics.h"
-#include "srv/wsgi.h"
 #include "srv/ws_frame.h"
+#include "srv/hub.h"
 
 #include <errno.h>
 #include <stdint.h>

@@ -17,7 +17,6 @@
  * response rather than a wrong one.
  */
 #include "srv/clock.h"
-#include "srv/fault.h"
 #include "srv/wsgi.h"
 #include "srv/accesslog.h"
 #include "srv/aio.h"
@@ -25,15 +24,10 @@
 #include "srv/conn.h"
 #include "srv/filewrap.h"
 #include "srv/geventmode.h"
-#include "srv/hub.h"
 #include "srv/input.h"
 #include "srv/log.h"
 #include "srv/loop.h"
-#include "srv/master.h"
 #include "srv/metrics.h"
-#include "srv/proxy.h"
-#include "srv/pymod.h"
-#include "srv/reqline.h"
 #include "srv/worker.h"
 #include "srv/ws.h"
 
@@ -48,6 +42,8 @@
 #include "srv/environ.h"
 #include "srv/response.h"
 #include "srv/start_response.h"
+#include "srv/hub.h"
+#include "srv/http.h"
 
 static PyObject *app;           /* owned: the WSGI callable */
 static PyObject *s_gr_context;  /* owned: interned "gr_context" */
