@@ -23,6 +23,7 @@
 #include "srv/loop.h"
 #include "srv/metrics.h"
 #include "srv/proxy.h"
+#include "srv/sched.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -170,7 +171,8 @@ void srv_conn_close(srv_conn *c)
     } else {
         free(c);
     }
-    srv_listeners_conn_closed();
+    if (srv_conn_on_closed)
+        srv_conn_on_closed();
 }
 
 int srv_conn_prepare_read(srv_conn *c)
@@ -226,6 +228,8 @@ ssize_t srv_conn_fill(srv_conn *c, int *full)
     if (n > 0) {
         c->rbuf.len += (size_t)n;
         c->last_active = ev_now(srv_loop);
+    } else if (n == 0) {
+        c->peer_closed = 1;
     }
     *full = n > 0 && (size_t)n == room;
     return n;
@@ -240,24 +244,23 @@ ssize_t srv_conn_fill(srv_conn *c, int *full)
 static int conn_wait(srv_conn *c, ev_io *w)
 {
     int reading = w == &c->rio;
-    PyGreenlet **slot = reading ? &c->reader : &c->writer;
+    srv_task **slot = reading ? &c->reader : &c->writer;
     int *result = reading ? &c->read_result : &c->write_result;
     if (*slot) {
-        PyErr_SetString(PyExc_RuntimeError, reading
-                        ? "another greenlet is already waiting to read from this client"
-                        : "another greenlet is already waiting to write to this client");
+        srv_task_refuse(reading ? "another greenlet is already waiting to read from this client"
+                                : "another greenlet is already waiting to write to this client");
         return -1;
     }
-    PyGreenlet *self = srv_hub_current();   /* held for the wait */
+    srv_task *self = srv_task_current();   /* held for the wait */
     *slot = self;
     *result = 0;
     c->last_active = ev_now(srv_loop);
     arm_timer(c);
     ev_io_start(srv_loop, w);
-    int rc = srv_hub_wait();
+    int rc = srv_task_wait();
     ev_io_stop(srv_loop, w);
     *slot = NULL;
-    Py_DECREF(self);
+    srv_task_release(self);
     if (rc < 0 || *result < 0) {
         c->broken = 1;
         return -1;
@@ -276,10 +279,8 @@ ssize_t srv_conn_read_more(srv_conn *c)
         ssize_t n = srv_conn_fill(c, &full);
         if (n > 0)
             return n;
-        if (n == 0) {
-            c->peer_closed = 1;
-            return 0;
-        }
+        if (n == 0)
+            return 0;   /* peer_closed is set */
         if (n == -2 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
             c->broken = 1;
             return -1;
@@ -404,6 +405,7 @@ void srv_conn_release(srv_conn *c, int keep_alive)
 void (*srv_conn_on_refused)(srv_conn *c, int status, size_t body_bytes);
 void (*srv_conn_on_head)(srv_conn *c);
 void (*srv_conn_on_free)(srv_conn *c);
+void (*srv_conn_on_closed)(void);
 
 void srv_conn_fail(srv_conn *c)
 {
@@ -423,6 +425,65 @@ void srv_conn_fail(srv_conn *c)
         return;
     }
     linger(c);
+}
+
+/* ---- what the layers above may change ---------------------------------- */
+
+void srv_conn_set_handler(srv_conn *c, const srv_conn_handler *h, void *data)
+{
+    c->handler = h;
+    c->handler_data = data;
+}
+
+void srv_conn_upgrade(srv_conn *c)
+{
+    c->state = SRV_CONN_UPGRADED;
+    c->last_active = ev_now(srv_loop);
+    ev_io_start(srv_loop, &c->rio);
+    if (c->rpos < c->rbuf.len)
+        ev_feed_event(srv_loop, &c->rio, EV_READ);   /* came with the handshake */
+}
+
+void srv_conn_end_upgrade(srv_conn *c, int linger_first)
+{
+    ev_io_stop(srv_loop, &c->rio);
+    ev_io_stop(srv_loop, &c->wio);
+    c->state = SRV_CONN_BUSY;
+    c->rbuf.len = c->rpos = 0;
+    if (linger_first)
+        c->linger_on_release = 1;
+}
+
+void srv_conn_consumed(srv_conn *c, size_t pos)
+{
+    c->rpos = pos;
+    if (pos >= c->rbuf.len) {
+        c->rbuf.len = c->rpos = 0;
+        srv_buf_release(&c->rbuf);
+    }
+}
+
+void srv_conn_head_taken(srv_conn *c)
+{
+    if (c->rpos == c->rbuf.len) {
+        srv_buf_release(&c->rbuf);
+        c->rpos = 0;
+    }
+}
+
+void srv_conn_next_request(srv_conn *c)
+{
+    c->requests_served++;
+    srv_request_next(&c->req);
+    if (c->rpos == c->rbuf.len)
+        c->rbuf.len = c->rpos = 0;
+}
+
+void srv_conn_stop_io(srv_conn *c)
+{
+    c->broken = 1;
+    ev_io_stop(srv_loop, &c->rio);
+    ev_io_stop(srv_loop, &c->wio);
 }
 
 /* The loop's reader: feeds bytes to the parser until a head is complete. */
@@ -475,12 +536,12 @@ static void read_head(srv_conn *c)
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     srv_conn *c = w->data;
-    PyGreenlet **slot = w == &c->rio ? &c->reader : &c->writer;
+    srv_task **slot = w == &c->rio ? &c->reader : &c->writer;
     if (*slot) {
-        PyGreenlet *g = *slot;
+        srv_task *t = *slot;
         *slot = NULL;
         ev_io_stop(loop, w);
-        srv_hub_resume(g);
+        srv_task_resume(t);
         return;
     }
     if (c->state == SRV_CONN_UPGRADED) {
@@ -521,11 +582,11 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
          * re-armed first, so a second waiter is resumed at the next turn
          * (srv_conn_close() stops the timer if the first closes c). */
         int reading = c->reader != NULL;
-        PyGreenlet *g = reading ? c->reader : c->writer;
+        srv_task *t = reading ? c->reader : c->writer;
         *(reading ? &c->reader : &c->writer) = NULL;
         *(reading ? &c->read_result : &c->write_result) = -1;
         arm_timer(c);
-        srv_hub_resume(g);
+        srv_task_resume(t);
         return;
     }
     if (c->state == SRV_CONN_UPGRADED) {

@@ -159,9 +159,16 @@ static int set_latin1(PyObject *env, PyObject *key, const char *p, size_t n)
     return rc;
 }
 
+void srv_peer_names_clear(srv_peer_names *p)
+{
+    Py_CLEAR(p->addr);
+    Py_CLEAR(p->port);
+}
+
 static int set_remote(srv_conn *c, PyObject *env)
 {
-    if (c->remote_addr == NULL) {
+    srv_peer_names *names = &c->exchange->peer;
+    if (names->addr == NULL) {
         char host[INET6_ADDRSTRLEN] = "";
         int port = -1;
         if (c->peer.ss_family == AF_INET) {
@@ -173,19 +180,18 @@ static int set_remote(srv_conn *c, PyObject *env)
             inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
             port = ntohs(a->sin6_port);
         }
-        c->remote_addr = PyUnicode_FromString(host);
-        c->remote_port = srv_fault("remote_addr") ? PyErr_NoMemory()
-                         : port >= 0 ? PyUnicode_FromFormat("%d", port) : PyUnicode_FromString("");
-        if (c->remote_addr == NULL || c->remote_port == NULL) {
+        names->addr = PyUnicode_FromString(host);
+        names->port = srv_fault("remote_addr") ? PyErr_NoMemory()
+                      : port >= 0 ? PyUnicode_FromFormat("%d", port) : PyUnicode_FromString("");
+        if (names->addr == NULL || names->port == NULL) {
             /* Both or neither: the next request must not find one NULL. */
-            Py_CLEAR(c->remote_addr);
-            Py_CLEAR(c->remote_port);
+            srv_peer_names_clear(names);
             return -1;
         }
     }
-    if (PyDict_SetItem(env, k_remote_addr, c->remote_addr) < 0)
+    if (PyDict_SetItem(env, k_remote_addr, names->addr) < 0)
         return -1;
-    return PyDict_SetItem(env, k_remote_port, c->remote_port);
+    return PyDict_SetItem(env, k_remote_port, names->port);
 }
 
 /* Adds one request header, joining repeats with "," ("; " for Cookie). */
@@ -366,8 +372,9 @@ fail:
     srv_log_pyerr("access log of a refused request");
 }
 
-PyObject *srv_environ_build(srv_conn *c)
+PyObject *srv_environ_build(srv_conn *c, PyObject **input)
 {
+    *input = NULL;
     srv_request *req = &c->req;
     const char *base = c->rbuf.data;
     PyObject *env = PyDict_Copy(c->listener->environ_template);
@@ -435,11 +442,8 @@ PyObject *srv_environ_build(srv_conn *c)
     if (fwd.any && srv_proxy_trusted(&c->peer) && apply_forwarding(env, &fwd) < 0)
         goto fail;
 
-    PyObject *input = srv_input_new(c);
-    if (input == NULL)
-        goto fail;
-    c->resp->input = input;   /* the response holds it; detached at the end */
-    if (PyDict_SetItem(env, k_wsgi_input, input) < 0)
+    *input = srv_input_new(c);   /* the caller's: detached at the end */
+    if (*input == NULL || PyDict_SetItem(env, k_wsgi_input, *input) < 0)
         goto fail;
     return env;
 fail:

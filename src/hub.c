@@ -19,6 +19,7 @@
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/hub.h"
+#include "srv/sched.h"
 #include "srv/fault.h"
 #include "srv/log.h"
 #include "srv/metrics.h"
@@ -36,9 +37,6 @@ typedef struct srv_worker {
     struct srv_worker *next_dead;
 } srv_worker;
 
-struct ev_loop *srv_loop;
-
-static PyGreenlet *loop_greenlet;   /* owned */
 static PyObject *run_fn;            /* owned: the builtin behind worker_run */
 static srv_worker **workers;        /* all live workers */
 static int nworkers, workers_cap;
@@ -55,19 +53,6 @@ static ev_timer trim_timer;
 int srv_hub_exiting(void)
 {
     return PyErr_ExceptionMatches(PyExc_GreenletExit);
-}
-
-PyGreenlet *srv_hub_current(void)
-{
-    return PyGreenlet_GetCurrent();
-}
-
-int srv_hub_in_loop(void)
-{
-    PyGreenlet *cur = PyGreenlet_GetCurrent();
-    int in_loop = cur == loop_greenlet;
-    Py_XDECREF(cur);
-    return in_loop;
 }
 
 static void idle_push(srv_worker *w)
@@ -100,16 +85,6 @@ static void idle_remove(srv_worker *w)
     }
 }
 
-/* Switches to the loop greenlet until someone switches back. */
-static int switch_to_loop(void)
-{
-    PyObject *r = PyGreenlet_Switch(loop_greenlet, NULL, NULL);
-    if (r == NULL)
-        return -1;
-    Py_DECREF(r);
-    return 0;
-}
-
 static PyObject *worker_run(PyObject *unused, PyObject *args)
 {
     srv_worker *w = starting;
@@ -122,7 +97,7 @@ static PyObject *worker_run(PyObject *unused, PyObject *args)
         if (w->exit || stopping)
             break;
         idle_push(w);
-        if (switch_to_loop() < 0) {   /* parked: not counted as suspended */
+        if (srv_sched_switch_to_loop() < 0) {   /* parked: not counted as suspended */
             idle_remove(w);
             if (PyErr_ExceptionMatches(PyExc_GreenletExit))
                 PyErr_Clear();
@@ -154,14 +129,6 @@ static void reap(void)
     }
 }
 
-static void switch_done(PyObject *result)
-{
-    if (result == NULL)
-        srv_log_pyerr("a greenlet switched to the loop with an exception");
-    else
-        Py_DECREF(result);
-    reap();
-}
 
 static srv_worker *worker_new(void)
 {
@@ -176,7 +143,7 @@ static srv_worker *worker_new(void)
     srv_worker *w = calloc(1, sizeof *w);
     if (w == NULL)
         return NULL;
-    w->g = PyGreenlet_New(run_fn, loop_greenlet);
+    w->g = PyGreenlet_New(run_fn, (PyGreenlet *)srv_sched_loop_task());
     if (w->g == NULL) {
         free(w);
         return NULL;
@@ -231,25 +198,12 @@ void srv_hub_dispatch(srv_conn *c)
     if (r == NULL && w->conn == c)
         dispatch_failed(w, c);   /* the worker never took c */
     else
-        switch_done(r);
-}
-
-int srv_hub_wait(void)
-{
-    srv_my_metrics->greenlets_suspended++;
-    int rc = switch_to_loop();
-    srv_my_metrics->greenlets_suspended--;
-    return rc;
-}
-
-void srv_hub_resume(PyGreenlet *g)
-{
-    switch_done(PyGreenlet_Switch(g, NULL, NULL));
+        srv_sched_switched_back(r);
 }
 
 void srv_hub_throw(PyGreenlet *g, PyObject *exc_type)
 {
-    switch_done(PyGreenlet_Throw(g, exc_type, NULL, NULL));
+    srv_sched_switched_back(PyGreenlet_Throw(g, exc_type, NULL, NULL));
 }
 
 /* Retires parked workers beyond what the recent peak needed. */
@@ -259,7 +213,7 @@ static void trim_cb(struct ev_loop *loop, ev_timer *t, int revents)
     while (nidle > keep) {
         srv_worker *w = idle_pop();
         w->exit = 1;
-        switch_done(PyGreenlet_Switch(w->g, NULL, NULL));
+        srv_sched_switched_back(PyGreenlet_Switch(w->g, NULL, NULL));
     }
     busy_peak = nworkers - nidle;
 }
@@ -318,15 +272,14 @@ void srv_hub_set_serve(srv_hub_serve_fn fn)
 
 int srv_hub_init(struct ev_loop *loop)
 {
-    PyGreenlet_Import();
-    if (_PyGreenlet_API == NULL)
+    PyGreenlet_Import();   /* greenlet.h's API table is per source file */
+    if (_PyGreenlet_API == NULL || srv_sched_init(loop) < 0)
         return -1;
     check_greenlet_api();
-    srv_loop = loop;
+    srv_sched_after_switch = reap;
     srv_conn_on_head = srv_hub_dispatch;   /* a parsed head goes to a worker */
-    loop_greenlet = PyGreenlet_GetCurrent();
     run_fn = PyCFunction_New(&run_def, NULL);
-    if (loop_greenlet == NULL || run_fn == NULL)
+    if (run_fn == NULL)
         return -1;
     ev_timer_init(&trim_timer, on_trim, TRIM_INTERVAL, TRIM_INTERVAL);
     ev_timer_start(loop, &trim_timer);
@@ -339,8 +292,7 @@ int srv_hub_set_loop_greenlet(PyGreenlet *g)
     for (int i = 0; i < nworkers; i++)
         if (PyGreenlet_SetParent(workers[i]->g, g) < 0)
             return -1;
-    Py_INCREF(g);
-    Py_SETREF(loop_greenlet, g);
+    srv_sched_set_loop_task((srv_task *)g);
     return 0;
 }
 
@@ -354,7 +306,7 @@ void srv_hub_shutdown(void)
     while (nidle > 0) {
         srv_worker *w = idle_pop();
         w->exit = 1;
-        switch_done(PyGreenlet_Switch(w->g, NULL, NULL));
+        srv_sched_switched_back(PyGreenlet_Switch(w->g, NULL, NULL));
     }
     /* Busy workers: throw GreenletExit in; each ends its connection. */
     for (int round = 0; round < 3 && nworkers > 0; round++) {
@@ -365,7 +317,7 @@ void srv_hub_shutdown(void)
             if (w->dead || !PyGreenlet_ACTIVE(w->g))
                 continue;
             w->exit = 1;
-            switch_done(PyGreenlet_Throw(w->g, PyExc_GreenletExit, NULL, NULL));
+            srv_sched_switched_back(PyGreenlet_Throw(w->g, PyExc_GreenletExit, NULL, NULL));
         }
     }
     reap();

@@ -11,7 +11,10 @@
  */
 #include "srv/input.h"
 #include "srv/conn.h"
+#include "srv/response.h"
 #include "srv/wsgi.h"
+
+#define DRAIN_MAX (1u << 20)
 
 #include <string.h>
 
@@ -25,21 +28,13 @@ static size_t avail(const srv_request *req)
     return req->body.len - req->body_pos;
 }
 
-static int send_continue(srv_conn *c)
-{
-    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
-    c->resp->continue_sent = 1;
-    struct iovec iov = {(void *)msg, sizeof msg - 1};
-    return srv_conn_writev(c, &iov, 1);
-}
-
 /* The body broke the rules (bad chunk, over --max-body).  The connection
  * cannot be reused, but it still works: if the app lets the exception
  * through, the client gets req->error_status (413 or 400) instead of a 500. */
 static int body_error(srv_conn *c)
 {
     srv_request *req = &c->req;
-    c->resp->close = 1;
+    srv_response_close_after(c);
     if (req->error_status == 413)
         PyErr_SetString(PyExc_ValueError, "request body too large");
     else
@@ -57,8 +52,7 @@ int srv_input_fill(srv_conn *c, size_t want)
                 return body_error(c);
             continue;
         }
-        if (req->expect_continue && !c->resp->continue_sent && !c->resp->headers_sent
-            && send_continue(c) < 0)
+        if (req->expect_continue && srv_response_send_continue(c) < 0)
             goto gone;
         if (req->body_pos > 0 && req->body_pos == req->body.len)
             req->body.len = req->body_pos = 0;
@@ -236,4 +230,25 @@ PyObject *srv_input_new(srv_conn *c)
 void srv_input_detach(PyObject *input)
 {
     ((InputObject *)input)->conn = NULL;
+}
+
+int srv_input_drain(srv_conn *c)
+{
+    srv_request *req = &c->req;
+    if (req->message_done)
+        return 1;
+    if (req->expect_continue && !srv_response_continue_sent(srv_conn_response(c)))
+        return 0;   /* the client is waiting for our word: it will not send */
+    uint64_t start = req->body_seen;
+    while (!req->message_done) {
+        req->body.len = req->body_pos = 0;
+        if (req->body_seen - start > DRAIN_MAX)
+            return 0;
+        if (srv_input_fill(c, 1) < 0) {
+            PyErr_Clear();
+            return 0;
+        }
+    }
+    req->body.len = req->body_pos = 0;
+    return 1;
 }

@@ -14,17 +14,12 @@
  * the loop (srv itself, or gevent's hub) is main.c's business: stopping is
  * ev_break() either way.
  */
-#include <Python.h>   /* first, as CPython asks */
-
 #include "srv/loop.h"
-#include "srv/environ.h"
-#include "srv/aio.h"
 #include "srv/config.h"
 #include "srv/conn.h"
-#include "srv/hub.h"
+#include "srv/sched.h"
 #include "srv/log.h"
 #include "srv/metrics.h"
-#include "srv/wsgi.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -347,7 +342,7 @@ int srv_listeners_reuse_port(void)
     return 0;
 }
 
-int srv_listeners_prepare_environ(void)
+int srv_listeners_attach(srv_listener_data_fn make)
 {
     for (int i = 0; i < nlisteners; i++) {
         srv_listener *l = &listeners[i];
@@ -357,7 +352,7 @@ int srv_listeners_prepare_environ(void)
             sock_address(l->fd, host, sizeof host, &p, &family);
             snprintf(port, sizeof port, "%d", p);
         }
-        l->environ_template = srv_environ_template(l, host, port);
+        l->environ_template = make(l, host, port);
         if (l->environ_template == NULL)
             return -1;
     }
@@ -414,7 +409,8 @@ static void pause_end_cb(struct ev_loop *loop, ev_timer *t, int revents)
         listeners_start();
 }
 
-void srv_listeners_conn_closed(void)
+/* A connection closed: accepting resumes if --max-connections paused it. */
+static void conn_closed(void)
 {
     if (full && srv_conn_count() < srv_cfg.max_connections) {
         full = 0;
@@ -461,9 +457,12 @@ void srv_listeners_close(void)
  * while are closed here. */
 static void drain_check_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    if (srv_conn_close_idle(STOP_IDLE_GRACE) == 0 && srv_aio_pending_tasks() == 0)
+    if (srv_conn_close_idle(STOP_IDLE_GRACE) == 0
+        && (srv_loop_more_work == NULL || srv_loop_more_work() == 0))
         ev_break(loop, EVBREAK_ALL);
 }
+
+int (*srv_loop_more_work)(void);
 
 int srv_loop_stopping(void)
 {
@@ -518,6 +517,7 @@ void srv_loop_start(void)
         l->io.data = l;
     }
     ev_init(&pause_timer, on_pause_end);
+    srv_conn_on_closed = conn_closed;
     ev_signal_init(&sig_term, on_signal, SIGTERM);
     ev_signal_init(&sig_int, on_signal, SIGINT);
     ev_signal_init(&sig_quit, on_signal, SIGQUIT);

@@ -11,17 +11,16 @@
  * --request-timeout deadline.
  */
 #include "srv/response.h"
-#include "srv/start_response.h"
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/filewrap.h"
-#include "srv/input.h"
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/metrics.h"
 #include "srv/pymod.h"
 #include "srv/http.h"
 #include "srv/hub.h"
+#include "srv/wsgi.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -32,21 +31,113 @@
 #include <strings.h>
 #include <sys/un.h>
 
-#define DRAIN_MAX (1u << 20)
-
 static PyObject *s_close;   /* owned: interned "close" */
+
+struct srv_response {
+    srv_buf head;              /* status line and the app's headers */
+    int status_code;
+    int status_sent;           /* what went out: the app's or an error's */
+    int64_t content_length;    /* the app's Content-Length, or -1 */
+    int64_t known_length;      /* what srv worked out (a list), or -1 */
+    uint64_t body_sent;
+    unsigned started:1;        /* start_response was called */
+    unsigned headers_sent:1;
+    unsigned chunked:1;
+    unsigned close:1;          /* close the connection after this response */
+    unsigned no_body:1;        /* HEAD, 1xx, 204, 304 */
+    unsigned has_date:1;
+    unsigned has_server:1;
+    unsigned continue_sent:1;  /* "100 Continue" went out */
+    unsigned truncated:1;      /* the app sent more than its Content-Length */
+    unsigned timed_out:1;      /* --request-timeout passed */
+    ev_timer deadline;         /* --request-timeout */
+    PyGreenlet *worker;        /* borrowed (the hub owns it): the deadline's target */
+};
+
+/* ---- the head, as start_response.c builds it ----------------------------- */
+
+int srv_response_begin_head(srv_response *r, const char *status, size_t len, int code)
+{
+    r->head.len = 0;
+    r->content_length = -1;
+    r->close = r->has_date = r->has_server = 0;
+    r->status_code = code;
+    if (srv_buf_append(&r->head, "HTTP/1.1 ", 9) < 0 || srv_buf_append(&r->head, status, len) < 0
+        || srv_buf_append(&r->head, "\r\n", 2) < 0)
+        return -1;
+    return 0;
+}
+
+#define name_is(name, n, lower) \
+    ((n) == sizeof(lower) - 1 && strncasecmp((name), (lower), sizeof(lower) - 1) == 0)
+
+int srv_response_add_header(srv_response *r, const char *name, size_t nlen,
+                            const char *value, size_t vlen)
+{
+    if (name_is(name, nlen, "date"))
+        r->has_date = 1;
+    else if (name_is(name, nlen, "server"))
+        r->has_server = 1;
+    size_t at = r->head.len;
+    if (srv_buf_reserve(&r->head, nlen + vlen + 4) < 0)
+        return -1;
+    char *p = r->head.data + at;
+    memcpy(p, name, nlen);
+    p[nlen] = ':';
+    p[nlen + 1] = ' ';
+    memcpy(p + nlen + 2, value, vlen);
+    p[nlen + 2 + vlen] = '\r';
+    p[nlen + 3 + vlen] = '\n';
+    r->head.len = at + nlen + vlen + 4;
+    return 0;
+}
+
+void srv_response_set_length(srv_response *r, int64_t length) { r->content_length = length; }
+void srv_response_set_close(srv_response *r) { r->close = 1; }
+void srv_response_head_done(srv_response *r) { r->started = 1; }
+
+void srv_response_head_cancel(srv_response *r)
+{
+    r->started = 0;
+    r->head.len = 0;
+}
+
+/* ---- what has happened so far -------------------------------------------- */
+
+int srv_response_started(const srv_response *r) { return r->started; }
+int srv_response_head_sent(const srv_response *r) { return r->headers_sent; }
+int srv_response_status(const srv_response *r) { return r->status_code; }
+int srv_response_status_sent(const srv_response *r) { return r->status_sent; }
+uint64_t srv_response_body_sent(const srv_response *r) { return r->body_sent; }
+int srv_response_continue_sent(const srv_response *r) { return r->continue_sent; }
+
+const srv_buf *srv_response_app_head(const srv_response *r, int *has_date, int *has_server)
+{
+    *has_date = r->started && r->has_date;
+    *has_server = r->started && r->has_server;
+    return r->started ? &r->head : NULL;
+}
+
+void srv_response_upgraded(srv_response *r)
+{
+    r->headers_sent = 1;
+    r->status_sent = 101;
+    r->close = 1;
+    srv_response_deadline_stop(r);   /* a WebSocket is not a slow request */
+    srv_buf_release(&r->head);
+}
 
 /* ---- sending the response ------------------------------------------------ */
 
 int srv_response_keep_alive(srv_conn *c)
 {
-    return c->req.keep_alive && !c->resp->close && !c->broken && !srv_loop_stopping();
+    return c->req.keep_alive && !srv_conn_response(c)->close && !c->broken && !srv_loop_stopping();
 }
 
 /* Completes r->head with srv's own headers and the framing. */
 static int finish_head(srv_conn *c, int at_end, size_t total)
 {
-    srv_response *r = c->resp;
+    srv_response *r = srv_conn_response(c);
     char line[64];
     int code = r->status_code;
     r->no_body = (code < 200 || code == 204 || code == 304 || c->req.method_id == HTTP_HEAD);
@@ -90,7 +181,7 @@ static int finish_head(srv_conn *c, int at_end, size_t total)
  * Python exception) or on a Python error (exception set). */
 int srv_response_send_body(srv_conn *c, const char *data, size_t len, int at_end)
 {
-    srv_response *r = c->resp;
+    srv_response *r = srv_conn_response(c);
     struct iovec iov[4];
     int n = 0;
     char chunk_head[24];
@@ -152,7 +243,7 @@ static int send_item(srv_conn *c, PyObject *item, int at_end)
 
 static int send_file(srv_conn *c, PyObject *result, int fd, off_t offset, size_t size)
 {
-    srv_response *r = c->resp;
+    srv_response *r = srv_conn_response(c);
     if (r->content_length >= 0 && (uint64_t)r->content_length < size)
         size = (size_t)r->content_length;
     r->known_length = r->content_length >= 0 ? r->content_length : (int64_t)size;
@@ -173,7 +264,7 @@ static int send_file(srv_conn *c, PyObject *result, int fd, off_t offset, size_t
  * error, told apart by PyErr_Occurred). */
 int srv_response_send_result(srv_conn *c, PyObject *result)
 {
-    srv_response *r = c->resp;
+    srv_response *r = srv_conn_response(c);
     if (PyList_CheckExact(result) || PyTuple_CheckExact(result)) {
         PyObject *seq = result;
         Py_ssize_t n = PySequence_Fast_GET_SIZE(seq);
@@ -277,75 +368,80 @@ int srv_response_discard_result(PyObject *result)
     return PyErr_Occurred() ? -1 : 0;
 }
 
-/* Sends an error status in place of a response whose head has not gone. */
-void srv_response_send_error(srv_conn *c, int status)
+int srv_response_send_continue(srv_conn *c)
 {
-    char buf[512];
+    static const char msg[] = "HTTP/1.1 100 Continue\r\n\r\n";
+    srv_response *r = srv_conn_response(c);
+    if (r->continue_sent || r->headers_sent)
+        return 0;
+    r->continue_sent = 1;
+    struct iovec iov = {(void *)msg, sizeof msg - 1};
+    return srv_conn_writev(c, &iov, 1);
+}
+
+void srv_response_close_after(srv_conn *c)
+{
+    srv_conn_response(c)->close = 1;
+}
+
+void srv_response_refuse(srv_conn *c, int status, const char *extra, const char *why)
+{
+    char buf[768];
+    srv_response *r = srv_conn_response(c);
     /* After a 500 the connection may be reused (an unread body is drained);
      * a 413 or a broken body means the rest of the stream is not trusted. */
     int keep = status == 500 && srv_response_keep_alive(c);
     if (!keep)
-        c->resp->close = 1;
-    size_t n = srv_http_error_response(buf, sizeof buf, status, keep, ev_now(srv_loop));
+        r->close = 1;
+    size_t n = srv_http_error_response_with(buf, sizeof buf, status, keep, ev_now(srv_loop),
+                                            extra ? extra : "", why);
     struct iovec iov = {buf, n};
-    c->resp->headers_sent = 1;
-    c->resp->status_sent = status;
+    r->headers_sent = 1;
+    r->status_sent = status;
     if (status == c->req.error_status)
         srv_metrics_parse_error(status);   /* a bad body: 400 or 413 */
     if (srv_conn_writev(c, &iov, 1) < 0)
         c->broken = 1;
 }
 
-/* Reads and discards the rest of a body the app did not read, so that it is
- * never parsed as a request.  Returns 1 when the connection can be reused. */
-int srv_response_drain_body(srv_conn *c)
+void srv_response_finish(srv_conn *c, int failed)
 {
-    srv_request *req = &c->req;
-    if (req->message_done)
-        return 1;
-    if (req->expect_continue && !c->resp->continue_sent)
-        return 0;   /* the client is waiting for our word: it will not send */
-    uint64_t start = req->body_seen;
-    while (!req->message_done) {
-        req->body.len = req->body_pos = 0;
-        if (req->body_seen - start > DRAIN_MAX)
-            return 0;
-        if (srv_input_fill(c, 1) < 0) {
-            PyErr_Clear();
-            return 0;
-        }
+    srv_response *r = srv_conn_response(c);
+    if (failed && !c->broken) {
+        if (!r->headers_sent)
+            srv_response_refuse(c, r->timed_out ? 504 : c->req.error_status ? c->req.error_status : 500,
+                                NULL, NULL);
+        else
+            c->broken = 1;   /* cannot take back what was sent: cut it short */
     }
-    req->body.len = req->body_pos = 0;
-    return 1;
+    if (!c->broken && r->content_length >= 0 && r->body_sent < (uint64_t)r->content_length
+        && !r->no_body) {
+        srv_warn("app sent %llu of the %lld bytes its Content-Length promised; closing",
+                 (unsigned long long)r->body_sent, (long long)r->content_length);
+        r->close = 1;
+    }
 }
 
-srv_response *srv_response_reset(srv_conn *c)
+srv_response *srv_response_new(void)
 {
-    srv_response *r = c->resp;
-    if (r == NULL) {
-        r = c->resp = calloc(1, sizeof *r);
-        if (r == NULL)
-            return NULL;
-    }
+    srv_response *r = calloc(1, sizeof *r);
+    if (r)
+        srv_response_reset(r);
+    return r;
+}
+
+void srv_response_reset(srv_response *r)
+{
     srv_buf head = r->head;
     memset(r, 0, sizeof *r);
     r->head = head;
     r->head.len = 0;
     r->content_length = -1;
     r->known_length = -1;
-    return r;
 }
 
-void srv_response_detach(srv_response *r)
+void srv_response_end(srv_response *r)
 {
-    if (r->start_response) {
-        srv_start_response_detach(r->start_response);
-        Py_CLEAR(r->start_response);
-    }
-    if (r->input) {
-        srv_input_detach(r->input);
-        Py_CLEAR(r->input);
-    }
     srv_buf_release(&r->head);   /* back to the pool: idle connections hold none */
 }
 
@@ -377,9 +473,6 @@ void srv_response_deadline_stop(srv_response *r)
     if (ev_is_active(&r->deadline))
         ev_timer_stop(srv_loop, &r->deadline);
 }
-
-/* Serves the request whose head is parsed.  Returns 1 to keep the
- * connection, 0 to close it, -1 if the greenlet is being killed. */
 
 int srv_response_init(void)
 {

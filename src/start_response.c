@@ -88,7 +88,7 @@ static int note_header(srv_response *r, const char *name, Py_ssize_t nlen,
                 goto bad_length;
             n = n * 10 + (val[i] - '0');
         }
-        r->content_length = n;
+        srv_response_set_length(r, n);
         return 1;
     bad_length:
         PyErr_Format(PyExc_ValueError, "invalid Content-Length header: %R", vobj);
@@ -103,17 +103,13 @@ static int note_header(srv_response *r, const char *name, Py_ssize_t nlen,
     if (header_is(name, nlen, "connection")) {
         for (Py_ssize_t i = 0; i + 5 <= vlen; i++)
             if (strncasecmp(val + i, "close", 5) == 0)
-                r->close = 1;
+                srv_response_set_close(r);
         return 0;   /* srv writes its own Connection header */
     }
-    if (header_is(name, nlen, "date"))
-        r->has_date = 1;
-    else if (header_is(name, nlen, "server"))
-        r->has_server = 1;
-    return 1;
+    return 1;   /* Date and Server: srv_response_add_header notes them */
 }
 
-/* Validates status and headers and serialises them into r->head. */
+/* Validates status and headers and makes them r's head. */
 static int set_status_and_headers(srv_response *r, PyObject *status, PyObject *headers)
 {
     Py_ssize_t slen;
@@ -132,12 +128,8 @@ static int set_status_and_headers(srv_response *r, PyObject *status, PyObject *h
                      Py_TYPE(headers)->tp_name);
         return -1;
     }
-    r->head.len = 0;
-    r->content_length = -1;
-    r->close = r->has_date = r->has_server = 0;
-    r->status_code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
-    if (srv_buf_append(&r->head, "HTTP/1.1 ", 9) < 0 || srv_buf_append(&r->head, s, (size_t)slen) < 0
-        || srv_buf_append(&r->head, "\r\n", 2) < 0)
+    int code = (s[0] - '0') * 100 + (s[1] - '0') * 10 + (s[2] - '0');
+    if (srv_response_begin_head(r, s, (size_t)slen, code) < 0)
         goto nomem;
 
     PyObject *seq = PySequence_Fast(headers, "headers must be a list");
@@ -173,16 +165,13 @@ static int set_status_and_headers(srv_response *r, PyObject *status, PyObject *h
         int keep = note_header(r, name, nlen, val, vlen, vobj);
         if (keep < 0)
             goto fail;
-        if (keep && (srv_buf_append(&r->head, name, (size_t)nlen) < 0
-                     || srv_buf_append(&r->head, ": ", 2) < 0
-                     || srv_buf_append(&r->head, val, (size_t)vlen) < 0
-                     || srv_buf_append(&r->head, "\r\n", 2) < 0)) {
+        if (keep && srv_response_add_header(r, name, (size_t)nlen, val, (size_t)vlen) < 0) {
             Py_DECREF(seq);
             goto nomem;
         }
     }
     Py_DECREF(seq);
-    r->started = 1;
+    srv_response_head_done(r);
     return 0;
 fail:
     Py_DECREF(seq);
@@ -233,9 +222,9 @@ static PyObject *start_response_vectorcall(PyObject *self, PyObject *const *args
         PyErr_SetString(PyExc_RuntimeError, "start_response called after the request ended");
         return NULL;
     }
-    srv_response *r = c->resp;
+    srv_response *r = srv_conn_response(c);
     if (exc_info != Py_None) {
-        if (r->headers_sent) {
+        if (srv_response_head_sent(r)) {
             /* PEP 3333: too late to change the response; re-raise. */
             if (!PyTuple_Check(exc_info) || PyTuple_GET_SIZE(exc_info) != 3) {
                 PyErr_SetString(PyExc_TypeError, "exc_info must be a 3-tuple");
@@ -249,13 +238,12 @@ static PyObject *start_response_vectorcall(PyObject *self, PyObject *const *args
             PyErr_Restore(t, v, tb == Py_None ? (Py_DECREF(tb), NULL) : tb);
             return NULL;
         }
-    } else if (r->started) {
+    } else if (srv_response_started(r)) {
         PyErr_SetString(PyExc_RuntimeError, "start_response called a second time without exc_info");
         return NULL;
     }
     if (set_status_and_headers(r, status, headers) < 0) {
-        r->started = 0;
-        r->head.len = 0;
+        srv_response_head_cancel(r);
         return NULL;
     }
     return PyCFunction_New(&write_def, self);

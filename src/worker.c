@@ -25,6 +25,7 @@
 #include "srv/conn.h"
 #include "srv/geventmode.h"
 #include "srv/http.h"
+#include "srv/environ.h"
 #include "srv/hub.h"
 #include "srv/log.h"
 #include "srv/loop.h"
@@ -77,7 +78,9 @@ static void heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 
 SRV_EV_CALLBACK(on_heartbeat, ev_timer, heartbeat_cb)
 
-void srv_worker_request_done(void)
+/* A request finished: counts it, and starts a graceful stop once
+ * --max-requests (plus this worker's jitter) is reached. */
+static void request_done(void)
 {
     requests_done++;
     if (srv_my_slot)
@@ -126,6 +129,7 @@ static struct ev_loop *load_app(const char *argv0, int *gevent_out)
         PyErr_Print();
         srv_die_usage("cannot initialise the WSGI gateway");
     }
+    srv_wsgi_on_request_done = request_done;
     srv_wsgi_load_app();
     *gevent_out = gevent;
     return loop;
@@ -164,7 +168,8 @@ int srv_worker_run(const char *argv0)
     }
     if (srv_access_log_open() < 0)
         return SRV_EXIT_USAGE;
-    if (srv_listeners_prepare_environ() < 0) {
+    srv_loop_more_work = srv_aio_pending_tasks;
+    if (srv_listeners_attach(srv_environ_template) < 0) {
         PyErr_Print();
         srv_die_usage("cannot prepare the environ");
     }

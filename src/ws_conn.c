@@ -17,8 +17,9 @@
  * that stops reading holds up the greenlets sending to it and nothing else;
  * --io-timeout bounds how long such a client may stall.
  *
- * Lifetimes: the connection owns a reference to the object (c->ws); the
- * object points back at the connection until the connection ends
+ * Lifetimes: the connection owns a reference to the object (its handler's
+ * data, c->handler_data); the object points back at the connection until
+ * the connection ends
  * (ws_detach), after which every call says the socket is closed.  The
  * greenlets waiting in receive() or send() are referenced by the object and
  * are resumed only from the loop greenlet: directly at the end of an I/O
@@ -92,11 +93,8 @@ static void fail_io(WebSocketObject *ws)
     srv_conn *c = ws->conn;
     ws->failed = ws->read_done = ws->close_sent = 1;
     out_reset(ws);
-    if (c) {
-        c->broken = 1;
-        ev_io_stop(srv_loop, &c->rio);
-        ev_io_stop(srv_loop, &c->wio);
-    }
+    if (c)
+        srv_conn_stop_io(c);
     ws_start_kick(ws);
 }
 
@@ -435,11 +433,10 @@ static void parse_input(WebSocketObject *ws)
     if (ws->conn == NULL)
         return;
     if (n == 0 || ws->read_done) {
-        c->rbuf.len = c->rpos = 0;
-        srv_buf_release(&c->rbuf);   /* an idle socket holds no buffer */
+        srv_conn_consumed(c, c->rbuf.len);   /* an idle socket holds no buffer */
         msg_release_idle(ws);
     } else {
-        c->rpos = (size_t)((const char *)p - c->rbuf.data);
+        srv_conn_consumed(c, (size_t)((const char *)p - c->rbuf.data));
     }
 }
 
@@ -470,8 +467,8 @@ static void read_input(WebSocketObject *ws)
         }
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             break;
-        /* EOF or a reset with no closing handshake (1006). */
-        c->peer_closed = 1;
+        /* EOF (peer_closed is set) or a reset with no closing handshake
+         * (1006). */
         fail_io(ws);
         break;
     }
@@ -604,7 +601,7 @@ int ws_wait_for_output(WebSocketObject *ws, int all)
 
 static void ws_on_io(srv_conn *c, int revents)
 {
-    WebSocketObject *ws = (WebSocketObject *)c->ws;
+    WebSocketObject *ws = (WebSocketObject *)c->handler_data;
     Py_INCREF(ws);
     if (revents & EV_WRITE)
         ws_flush_out(ws);
@@ -616,7 +613,7 @@ static void ws_on_io(srv_conn *c, int revents)
 
 static double ws_deadline(const srv_conn *c)
 {
-    const WebSocketObject *ws = (const WebSocketObject *)c->ws;
+    const WebSocketObject *ws = (const WebSocketObject *)c->handler_data;
     if (ws == NULL)
         return 0;
     double when = 0;
@@ -629,7 +626,7 @@ static double ws_deadline(const srv_conn *c)
 
 static void ws_on_timeout(srv_conn *c)
 {
-    WebSocketObject *ws = (WebSocketObject *)c->ws;
+    WebSocketObject *ws = (WebSocketObject *)c->handler_data;
     if (ws->close_pending && ev_now(srv_loop) >= ws->close_at + CLOSE_REPLY_WAIT) {
         /* The app left the messages before the close unread. */
         ws->local_close = 1;
@@ -644,7 +641,7 @@ static void ws_on_timeout(srv_conn *c)
 
 static void ws_on_going_away(srv_conn *c)
 {
-    WebSocketObject *ws = (WebSocketObject *)c->ws;
+    WebSocketObject *ws = (WebSocketObject *)c->handler_data;
     if (ws == NULL || !ws->opened || ws->close_sent)
         return;
     ws->local_close = 1;
@@ -669,11 +666,10 @@ void ws_discard_queue(WebSocketObject *ws)
 
 void ws_detach(srv_conn *c)
 {
-    WebSocketObject *ws = (WebSocketObject *)c->ws;
+    WebSocketObject *ws = (WebSocketObject *)c->handler_data;
     if (ws == NULL)
         return;
-    c->ws = NULL;
-    c->handler = NULL;
+    srv_conn_set_handler(c, NULL, NULL);
     ws->conn = NULL;
     if (ws->opened)
         srv_my_metrics->ws_connections--;

@@ -60,17 +60,8 @@ static int has_token(const char *list, size_t n, const char *token)
 /* Answers a handshake srv refuses, without calling the app. */
 static int refuse_handshake(srv_conn *c, int status, const char *why)
 {
-    char buf[768];
-    size_t n = srv_http_error_response_with(buf, sizeof buf, status, 0, ev_now(srv_loop),
-                                            status == 426 ? "Sec-WebSocket-Version: 13\r\n" : "",
-                                            why);
     srv_debug("fd %d: WebSocket handshake refused with %d: %s", c->fd, status, why);
-    struct iovec iov = {buf, n};
-    c->resp->headers_sent = 1;
-    c->resp->status_sent = status;
-    c->resp->close = 1;
-    if (srv_conn_writev(c, &iov, 1) < 0)
-        c->broken = 1;
+    srv_response_refuse(c, status, status == 426 ? "Sec-WebSocket-Version: 13\r\n" : NULL, why);
     return -1;
 }
 
@@ -96,6 +87,8 @@ static int choose_protocol(WebSocketObject *ws, PyObject *app, PyObject *environ
     return 0;
 }
 
+static int ws_open(WebSocketObject *ws);
+
 int srv_ws_offer(srv_conn *c, PyObject *environ, PyObject *app)
 {
     ws_rebase_error();   /* the app may have imported gevent-websocket */
@@ -120,6 +113,7 @@ int srv_ws_offer(srv_conn *c, PyObject *environ, PyObject *app)
         return -2;
     memset((char *)ws + sizeof(PyObject), 0, sizeof *ws - sizeof(PyObject));
     ws_kick_init(ws);
+    ws->open = ws_open;
     srv_ws_accept(key, ws->accept);
     ws->conn = c;
     ws->environ = environ;
@@ -132,8 +126,9 @@ int srv_ws_offer(srv_conn *c, PyObject *environ, PyObject *app)
         Py_DECREF(ws);
         return -2;
     }
-    c->ws = (PyObject *)ws;   /* the connection's reference */
-    c->handler = &ws_handler;  /* the loop's side, once the 101 is out */
+    /* The connection's reference, dropped by ws_detach(); the loop's side
+     * runs once the 101 is out. */
+    srv_conn_set_handler(c, &ws_handler, ws);
     return 1;
 }
 
@@ -162,6 +157,8 @@ static int append_app_headers(WebSocketObject *ws, const srv_buf *head)
  * Returns 0, or -1 when out of memory. */
 static int append_101_head(WebSocketObject *ws, const srv_response *r)
 {
+    int has_date, has_server;
+    const srv_buf *app_head = srv_response_app_head(r, &has_date, &has_server);
     static const char start[] = "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n"
                                 "Connection: Upgrade\r\nSec-WebSocket-Accept: ";
     if (ws_out_append(ws, start, sizeof start - 1) < 0 || ws_out_append(ws, ws->accept, 28) < 0
@@ -176,12 +173,11 @@ static int append_101_head(WebSocketObject *ws, const srv_response *r)
     } else {
         PyErr_Clear();   /* no subprotocol, or one UTF-8 cannot carry */
     }
-    if (r->started && append_app_headers(ws, &r->head) < 0)
+    if (app_head && append_app_headers(ws, app_head) < 0)
         return -1;
-    if (srv_cfg.server_header && !(r->started && r->has_server)
-        && ws_out_append(ws, "Server: srv\r\n", 13) < 0)
+    if (srv_cfg.server_header && !has_server && ws_out_append(ws, "Server: srv\r\n", 13) < 0)
         return -1;
-    if (!(r->started && r->has_date)) {
+    if (!has_date) {
         size_t dlen;
         const char *date = srv_http_date_header(ev_now(srv_loop), &dlen);
         if (ws_out_append(ws, date, dlen) < 0)
@@ -192,13 +188,14 @@ static int append_101_head(WebSocketObject *ws, const srv_response *r)
 
 /* Sends the 101 and hands the socket's I/O to the loop.  Returns 0, or -1
  * with WebSocketError set when the app answered with a normal response. */
-int ws_open(WebSocketObject *ws)
+static int ws_open(WebSocketObject *ws)
 {
     srv_conn *c = ws->conn;
     if (ws->opened)
         return 0;
-    srv_response *r = c ? c->resp : NULL;
-    if (c == NULL || ws->refused || (r->started && r->status_code != 101) || r->headers_sent) {
+    srv_response *r = c ? srv_conn_response(c) : NULL;
+    if (c == NULL || ws->refused || (srv_response_started(r) && srv_response_status(r) != 101)
+        || srv_response_head_sent(r)) {
         ws->refused = 1;
         ws_rebase_error();
         PyErr_SetString(WebSocketError,
@@ -211,25 +208,16 @@ int ws_open(WebSocketObject *ws)
     }
     ws->opened = 1;
     srv_my_metrics->ws_connections++;
-    r->headers_sent = 1;
-    r->status_sent = 101;
-    r->close = 1;
-    if (ev_is_active(&r->deadline))
-        ev_timer_stop(srv_loop, &r->deadline);   /* a WebSocket is not a slow request */
-    srv_buf_release(&r->head);
-    c->state = SRV_CONN_UPGRADED;
-    c->last_active = ev_now(srv_loop);
+    srv_response_upgraded(r);
     if (ws_flush_out(ws) < 0)
         return 0;   /* receive() and send() will say it is closed */
-    ev_io_start(srv_loop, &c->rio);
-    if (c->rpos < c->rbuf.len)
-        ev_feed_event(srv_loop, &c->rio, EV_READ);   /* frames sent with the handshake */
+    srv_conn_upgrade(c);
     return 0;
 }
 
 int srv_ws_end(srv_conn *c, int failed)
 {
-    WebSocketObject *ws = (WebSocketObject *)c->ws;
+    WebSocketObject *ws = (WebSocketObject *)c->handler_data;
     int took = ws->opened;
     /* A greenlet being killed does not wait for the client. */
     int exiting = srv_hub_exiting();
@@ -237,9 +225,9 @@ int srv_ws_end(srv_conn *c, int failed)
      * must not switch with one pending). */
     PyObject *exc_type, *exc_value, *exc_tb;
     PyErr_Fetch(&exc_type, &exc_value, &exc_tb);
-    srv_response *r = c->resp;
-    if (!took && !ws->refused && !r->headers_sent && !failed
-        && (!r->started || r->status_code == 101)) {
+    srv_response *r = srv_conn_response(c);
+    if (!took && !ws->refused && !srv_response_head_sent(r) && !failed
+        && (!srv_response_started(r) || srv_response_status(r) == 101)) {
         /* gevent-websocket opens before calling the app: an app that
          * returned without a word gets an open-then-closed socket. */
         if (ws_open(ws) < 0)
@@ -261,16 +249,11 @@ int srv_ws_end(srv_conn *c, int failed)
                 PyErr_Clear();
             c->broken = 1;
         }
-        ev_io_stop(srv_loop, &c->rio);
-        ev_io_stop(srv_loop, &c->wio);
-        c->state = SRV_CONN_BUSY;
-        c->rbuf.len = c->rpos = 0;
         /* Our close is out but theirs is not in: read until they close. */
-        if (!ws->close_received && !ws->failed && !c->peer_closed && !exiting)
-            c->linger_on_release = 1;
+        srv_conn_end_upgrade(c, !ws->close_received && !ws->failed && !c->peer_closed && !exiting);
         Py_DECREF(ws);
     }
-    c->resp->close = 1;
+    srv_response_close_after(c);
     ws_detach(c);
     if (rc >= 0) {
         PyErr_Restore(exc_type, exc_value, exc_tb);

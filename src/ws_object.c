@@ -30,7 +30,7 @@ static int raise_closed(void)
 
 static PyObject *ws_receive(WebSocketObject *ws, PyObject *unused)
 {
-    if (ws->conn && !ws->opened && ws_open(ws) < 0)
+    if (ws->conn && !ws->opened && ws->open(ws) < 0)
         return NULL;
     for (;;) {
         if (ws->qhead && !ws->local_close) {
@@ -88,7 +88,7 @@ static int message_bytes(PyObject *msg, Py_buffer *view, int *is_str)
 
 static PyObject *send_message(WebSocketObject *ws, PyObject *msg, int opcode)
 {
-    if (ws->conn && !ws->opened && ws_open(ws) < 0)
+    if (ws->conn && !ws->opened && ws->open(ws) < 0)
         return NULL;
     if (ws->conn == NULL || ws->close_sent || ws->failed) {
         raise_closed();
@@ -160,7 +160,7 @@ static PyObject *ws_close(WebSocketObject *ws, PyObject *args, PyObject *kwds)
         PyErr_Format(PyExc_ValueError, "invalid WebSocket close code %d", code);
         return NULL;
     }
-    if (ws->conn && !ws->opened && ws_open(ws) < 0) {
+    if (ws->conn && !ws->opened && ws->open(ws) < 0) {
         PyErr_Clear();   /* refused: nothing to close */
         Py_RETURN_NONE;
     }

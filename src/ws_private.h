@@ -13,6 +13,7 @@
 #define SRV_WS_PRIVATE_H
 
 #include "srv/conn.h"
+#include "srv/hub.h"
 #include "srv/ws.h"
 
 #include <stdint.h>
@@ -30,7 +31,7 @@ typedef struct ws_msg {
     size_t size;
 } ws_msg;
 
-typedef struct {
+typedef struct WebSocketObject {
     PyObject_HEAD
     srv_conn *conn;                /* borrowed; NULL once the connection ended */
     PyObject *environ;             /* owned until the connection ends */
@@ -75,6 +76,9 @@ typedef struct {
     PyGreenlet **writers;
     int nwriters, cap_writers;
     ev_timer kick;                 /* resumes waiters from the loop; holds a reference */
+    /* Sends the 101 on the app's first receive() or send(): ws_handshake.c's,
+     * given at creation (the object never calls the handshake itself). */
+    int (*open)(struct WebSocketObject *ws);
 } WebSocketObject;
 
 extern PyTypeObject WebSocketType;   /* ws_object.c */
@@ -95,8 +99,6 @@ int ws_wait_for_output(WebSocketObject *ws, int all);
 void ws_discard_queue(WebSocketObject *ws);
 void ws_detach(srv_conn *c);
 
-/* ws_handshake.c */
-int ws_open(WebSocketObject *ws);
 
 /* ws_object.c */
 void ws_rebase_error(void);

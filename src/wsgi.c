@@ -28,7 +28,6 @@
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/metrics.h"
-#include "srv/worker.h"
 #include "srv/ws.h"
 
 #include <arpa/inet.h>
@@ -46,6 +45,7 @@
 #include "srv/http.h"
 
 static PyObject *app;           /* owned: the WSGI callable */
+void (*srv_wsgi_on_request_done)(void);
 static PyObject *s_gr_context;  /* owned: interned "gr_context" */
 
 /* obj.name = value through the attribute's data descriptor on obj's type,
@@ -81,69 +81,46 @@ static void forget_request_locals(void)
 }
 
 
-static int handle_request(srv_conn *c)
+/* The connection's exchange, made for its first request; NULL when out of
+ * memory. */
+static srv_exchange *exchange_of(srv_conn *c)
 {
-    srv_response *r = srv_response_reset(c);
-    if (r == NULL)
-        return 0;
-    int killed = 0, failed = 0;
-    PyObject *result = NULL;
-    double started = srv_access_log_enabled ? srv_monotonic() : 0;
-    double metrics_began = srv_metrics_request_begin();
-    PyObject *environ = srv_environ_build(c);
-    srv_http_release_head(&c->req);
-    /* Nothing left to parse: give the read buffer back while the app runs,
-     * so that thousands of suspended requests do not pin a block each. */
-    if (c->rpos == c->rbuf.len) {
-        srv_buf_release(&c->rbuf);
-        c->rpos = 0;
-    }
-    if (environ == NULL) {
-        srv_log_pyerr("cannot build the environ");
-        failed = 1;
-        goto respond;
-    }
-    r->start_response = srv_start_response_new(c);
-    if (r->start_response == NULL) {
-        Py_CLEAR(environ);
-        srv_log_pyerr("cannot create start_response");
-        failed = 1;
-        goto respond;
-    }
-    if (c->req.upgrade) {
-        int offer = srv_ws_offer(c, environ, app);
-        if (offer == -1)
-            goto respond;   /* srv refused the handshake itself */
-        if (offer == -2) {
-            srv_log_pyerr("cannot set up the WebSocket");
-            failed = 1;
-            goto respond;
+    srv_exchange *x = c->exchange;
+    if (x == NULL) {
+        x = calloc(1, sizeof *x);
+        if (x == NULL || (x->resp = srv_response_new()) == NULL) {
+            free(x);
+            return NULL;
         }
+        c->exchange = x;
+    } else {
+        srv_response_reset(x->resp);
     }
-    srv_response_deadline_start(r);
+    return x;
+}
 
-    PyObject *argv[2] = {environ, r->start_response};
-    result = PyObject_Vectorcall(app, argv, 2, NULL);
-    if (!srv_access_log_enabled)
-        Py_CLEAR(environ);
-    if (c->ws) {
-        int took = srv_ws_end(c, result == NULL);
-        if (took != 0) {
-            /* The response was the WebSocket.  Like gevent-websocket, run
-             * the iterable through and discard it. */
-            if (took < 0 || result == NULL || srv_response_discard_result(result) < 0)
-                failed = 1;
-            goto finished;
-        }
-    }
-    if (result == NULL) {
+/* The app's part: called with environ and start_response, its result sent
+ * (or, for a WebSocket, run through).  Returns 0, or -1 when it failed,
+ * with the exception logged, or cleared; *killed: the greenlet is being
+ * killed (GreenletExit). */
+static int run_app(srv_conn *c, PyObject *environ, PyObject *start_response, int ws_offered,
+                   int *killed)
+{
+    int failed = 0;
+    PyObject *argv[2] = {environ, start_response};
+    PyObject *result = PyObject_Vectorcall(app, argv, 2, NULL);
+    int took = ws_offered ? srv_ws_end(c, result == NULL) : 0;
+    if (took != 0) {
+        /* The response was the WebSocket.  Like gevent-websocket, run the
+         * iterable through and discard it. */
+        failed = took < 0 || result == NULL || srv_response_discard_result(result) < 0;
+    } else if (result == NULL) {
         failed = 1;
     } else if (srv_response_send_result(c, result) < 0) {
         failed = PyErr_Occurred() != NULL;
     }
-finished:
     if (failed) {
-        if ((killed = srv_hub_exiting()))
+        if ((*killed = srv_hub_exiting()))
             PyErr_Clear();
         else if (!c->broken || !(PyErr_ExceptionMatches(PyExc_OSError)))
             srv_log_pyerr("error in the WSGI app for %s",
@@ -152,50 +129,91 @@ finished:
             PyErr_Clear();
     }
     if (result) {
-        if (srv_response_close_result(result) < 0 && !killed) {
-            if (srv_hub_exiting())
-                killed = 1;
+        if (srv_response_close_result(result) < 0 && !*killed) {
+            *killed = srv_hub_exiting();
             failed = 1;
         }
-        Py_CLEAR(result);
+        Py_DECREF(result);
     }
-respond:
-    srv_response_deadline_stop(r);
-    if (failed && !killed && !c->broken) {
-        if (!r->headers_sent)
-            srv_response_send_error(c, r->timed_out ? 504
-                                 : c->req.error_status ? c->req.error_status : 500);
-        else
-            c->broken = 1;   /* cannot take back what was sent: cut it short */
+    return failed ? -1 : 0;
+}
+
+/* Before the app: its start_response, and the WebSocket handshake if the
+ * request asks for one.  0, 1 (a WebSocket was offered), or -1: failed
+ * (logged) or refused (answered); *failed tells which. */
+static int prepare_app(srv_conn *c, PyObject *environ, PyObject **start_response, int *failed)
+{
+    *start_response = srv_start_response_new(c);
+    if (*start_response == NULL) {
+        srv_log_pyerr("cannot create start_response");
+        *failed = 1;
+        return -1;
     }
-    if (!c->broken && r->content_length >= 0 && r->body_sent < (uint64_t)r->content_length
-        && !r->no_body) {
-        srv_warn("app sent %llu of the %lld bytes its Content-Length promised; closing",
-                 (unsigned long long)r->body_sent, (long long)r->content_length);
-        r->close = 1;
+    if (!c->req.upgrade)
+        return 0;
+    int offer = srv_ws_offer(c, environ, app);
+    if (offer == -2) {
+        srv_log_pyerr("cannot set up the WebSocket");
+        *failed = 1;
     }
+    return offer == 1 ? 1 : offer == 0 ? 0 : -1;
+}
+
+/* Serves the request whose head c has parsed.  Returns 1 to keep the
+ * connection, 0 to close it, -1 if the greenlet is being killed. */
+static int handle_request(srv_conn *c)
+{
+    srv_exchange *x = exchange_of(c);
+    if (x == NULL)
+        return 0;
+    int killed = 0, failed = 0;
+    double started = srv_access_log_enabled ? srv_monotonic() : 0;
+    double metrics_began = srv_metrics_request_begin();
+    PyObject *input, *start_response = NULL;
+    PyObject *environ = srv_environ_build(c, &input);
+    srv_http_release_head(&c->req);
+    srv_conn_head_taken(c);
+    if (environ == NULL) {
+        srv_log_pyerr("cannot build the environ");
+        failed = 1;
+    } else {
+        int ws_offered = prepare_app(c, environ, &start_response, &failed);
+        if (ws_offered >= 0) {
+            srv_response_deadline_start(x->resp);
+            failed = run_app(c, environ, start_response, ws_offered, &killed) < 0;
+            srv_response_deadline_stop(x->resp);
+        }
+    }
+    srv_response_finish(c, failed && !killed);
     if (environ) {
-        srv_access_entry e = {environ, r->status_sent, r->body_sent, srv_monotonic() - started};
+        srv_access_entry e = {environ, srv_response_status_sent(x->resp),
+                              srv_response_body_sent(x->resp), srv_monotonic() - started};
         srv_access_log_write(&e);
-        Py_CLEAR(environ);
+        Py_DECREF(environ);
     }
-    srv_metrics_request_end(r->status_sent, metrics_began);
+    srv_metrics_request_end(srv_response_status_sent(x->resp), metrics_began);
     int keep = srv_response_keep_alive(c) && !killed;
     if (keep && !c->req.message_done)
-        keep = srv_response_drain_body(c);
-    srv_response_detach(r);
+        keep = srv_input_drain(c);
+    if (start_response) {
+        srv_start_response_detach(start_response);
+        Py_DECREF(start_response);
+    }
+    if (input) {
+        srv_input_detach(input);
+        Py_DECREF(input);
+    }
+    srv_response_end(x->resp);
     forget_request_locals();
-    if (killed)
-        return -1;
-    return keep;
+    return killed ? -1 : keep;
 }
 
 int srv_wsgi_serve(srv_conn *c)
 {
     for (;;) {
         int keep = handle_request(c);
-        c->requests_served++;
-        srv_worker_request_done();
+        if (srv_wsgi_on_request_done)
+            srv_wsgi_on_request_done();
         if (keep < 0) {
             srv_conn_close(c);
             return -1;
@@ -204,9 +222,7 @@ int srv_wsgi_serve(srv_conn *c)
             srv_conn_release(c, 0);
             return 0;
         }
-        srv_request_next(&c->req);
-        if (c->rpos == c->rbuf.len)
-            c->rbuf.len = c->rpos = 0;
+        srv_conn_next_request(c);
         switch (srv_http_feed(&c->req, &c->rbuf, &c->rpos)) {
         case SRV_PARSE_HEAD_DONE:
             continue;   /* pipelined: serve it in this greenlet */
@@ -226,11 +242,12 @@ int srv_wsgi_serve(srv_conn *c)
 /* conn.c frees c: what the request layer keeps on it goes too. */
 static void forget_connection(srv_conn *c)
 {
-    Py_CLEAR(c->remote_addr);
-    Py_CLEAR(c->remote_port);
-    if (c->resp) {
-        srv_response_free(c->resp);
-        c->resp = NULL;
+    srv_exchange *x = c->exchange;
+    if (x) {
+        srv_peer_names_clear(&x->peer);
+        srv_response_free(x->resp);
+        free(x);
+        c->exchange = NULL;
     }
 }
 

@@ -13,7 +13,6 @@
 #ifndef SRV_CONN_H
 #define SRV_CONN_H
 
-#include <Python.h>
 #include <ev.h>
 #include <sys/types.h>
 #include <sys/socket.h>
@@ -21,10 +20,10 @@
 
 #include "srv/buffer.h"
 #include "srv/http.h"
-#include "srv/hub.h"
+#include "srv/sched.h"
 
 struct srv_listener;
-struct srv_response;
+struct srv_exchange;
 
 enum srv_conn_state {
     SRV_CONN_READING,   /* loop: waiting for or parsing a request head */
@@ -36,10 +35,11 @@ enum srv_conn_state {
 struct srv_conn;
 
 /* A protocol that takes a connection over from HTTP/1 (a WebSocket, ws_conn.c)
- * installs its handler on it, as nginx swaps a connection's handlers: in
- * state SRV_CONN_UPGRADED conn.c hands readiness and timeouts to it, and it
- * is told when the connection goes away.  conn.c knows no protocol but
- * HTTP/1. */
+ * installs its handler on it with srv_conn_set_handler(), as nginx swaps a
+ * connection's handlers: in state SRV_CONN_UPGRADED conn.c hands readiness
+ * and timeouts to it, and in any state it is told when the connection goes
+ * away.  The handler finds its own state in c->handler_data.  conn.c knows
+ * no protocol but HTTP/1. */
 typedef struct srv_conn_handler {
     void (*on_io)(struct srv_conn *c, int revents);   /* EV_READ and/or EV_WRITE */
     double (*deadline)(const struct srv_conn *c);     /* ev_now time of on_timeout, or 0 */
@@ -60,25 +60,26 @@ typedef struct srv_conn {
     srv_buf rbuf;
     size_t rpos;                 /* rbuf bytes already fed to the parser */
     srv_request req;
-    /* The greenlets waiting to read and to write (two greenlets of one
+    /* The tasks waiting to read and to write (two greenlets of one
      * request may do both at once); borrowed from conn_wait()'s frame. */
-    PyGreenlet *reader;
-    PyGreenlet *writer;
+    srv_task *reader;
+    srv_task *writer;
     int read_result;             /* 0 ready, -1 timed out */
     int write_result;
     unsigned peer_closed:1;      /* EOF read */
-    unsigned broken:1;           /* a write or read failed: do not reuse */
+    unsigned broken:1;           /* a write or read failed: do not reuse (the
+                                    one field any layer may set) */
     unsigned proxy_seen:1;       /* --proxy-protocol: the header was read */
     unsigned linger_on_release:1;/* read until the client closes before closing */
     unsigned requests_served;
     size_t linger_bytes;         /* discarded while lingering */
-    PyObject *remote_addr;       /* str, owned; made on first use */
-    PyObject *remote_port;       /* str, owned */
     struct sockaddr_storage peer;
     socklen_t peer_len;
-    struct srv_response *resp;   /* heap-allocated, owned; see wsgi.c */
-    const srv_conn_handler *handler;   /* installed by an upgrade, or NULL */
-    PyObject *ws;                /* owned: the request's WebSocket, if any (ws_*.c) */
+    /* The request layer's per-connection state (wsgi.h), made by it and let
+     * go through srv_conn_on_free; conn.c never looks inside. */
+    struct srv_exchange *exchange;
+    const srv_conn_handler *handler;   /* see srv_conn_set_handler, or NULL */
+    void *handler_data;                /* the handler's, given with it */
     struct srv_conn *next;       /* list of all connections */
     struct srv_conn *prev;
 } srv_conn;
@@ -131,6 +132,42 @@ extern void (*srv_conn_on_refused)(srv_conn *c, int status, size_t body_bytes);
  * address strings).  conn.c calls no upper layer but through these. */
 extern void (*srv_conn_on_head)(srv_conn *c);
 extern void (*srv_conn_on_free)(srv_conn *c);
+
+/* Told after a connection has been closed and freed (the listeners install
+ * it to resume accepting below --max-connections).  NULL: nobody listens. */
+extern void (*srv_conn_on_closed)(void);
+
+/* Installs (or, with NULL, removes) the handler of a protocol that may take
+ * the connection over, with its data.  Its on_close runs when the
+ * connection is freed in any state; the rest only once upgraded. */
+void srv_conn_set_handler(srv_conn *c, const srv_conn_handler *h, void *data);
+
+/* In a worker, with a handler set: the handler owns the connection's I/O
+ * from now on (state UPGRADED); reading starts, and bytes already buffered
+ * are handed to it at the next turn of the loop. */
+void srv_conn_upgrade(srv_conn *c);
+
+/* The upgraded protocol has finished: the worker owns the connection again
+ * (state BUSY), with nothing buffered.  linger: read until the client
+ * closes before closing (it has not sent its side of the close). */
+void srv_conn_end_upgrade(srv_conn *c, int linger);
+
+/* The handler's reader has used rbuf up to `pos`; a buffer that is all
+ * used is given back (an idle connection holds none). */
+void srv_conn_consumed(srv_conn *c, size_t pos);
+
+/* In a worker, after the head has been taken apart: a buffer holding
+ * nothing more to parse is given back while the app runs, so that
+ * thousands of suspended requests do not pin a block each. */
+void srv_conn_head_taken(srv_conn *c);
+
+/* In a worker, after a response that keeps the connection: counts it and
+ * readies the parser for a pipelined request already in rbuf. */
+void srv_conn_next_request(srv_conn *c);
+
+/* Stops reading and writing for good (the socket failed or the peer
+ * stalled); waiters are not resumed by this. */
+void srv_conn_stop_io(srv_conn *c);
 
 /* Closes at once and frees. */
 void srv_conn_close(srv_conn *c);

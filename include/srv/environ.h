@@ -14,6 +14,16 @@
 struct srv_conn;
 struct srv_listener;
 
+/* The peer's address as REMOTE_ADDR and REMOTE_PORT strings, made on a
+ * connection's first request and kept for the rest (owned; NULL until
+ * made).  The request layer keeps it on the connection. */
+typedef struct srv_peer_names {
+    PyObject *addr;
+    PyObject *port;
+} srv_peer_names;
+
+void srv_peer_names_clear(srv_peer_names *p);
+
 /* Interns the keys; installs the refusal logger.  0, or -1 with an error. */
 int srv_environ_init(void);
 
@@ -21,7 +31,8 @@ int srv_environ_init(void);
 PyObject *srv_environ_template(struct srv_listener *l, const char *host, const char *port);
 
 /* The environ of the request whose head c has parsed (new reference), or
- * NULL with an exception.  Also creates wsgi.input (c->resp->input). */
-PyObject *srv_environ_build(struct srv_conn *c);
+ * NULL with an exception.  *input: its wsgi.input (a new reference, for
+ * the caller to detach at the end), or NULL. */
+PyObject *srv_environ_build(struct srv_conn *c, PyObject **input);
 
 #endif

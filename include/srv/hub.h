@@ -23,38 +23,26 @@
 #include <Python.h>
 #include <ev.h>
 
+#include "srv/sched.h"
+
 /* greenlet.h defines a static API table; include it in hub.c only. */
 typedef struct _greenlet PyGreenlet;
 
 struct srv_conn;
 
-/* Every srv libev callback runs holding the GIL: SRV_EV_CALLBACK(on_x,
- * ev_io, x) defines on_x, which runs x(loop, w, revents) holding it.  In
- * both modes the loop (srv's ev_run, or gevent's hub on _srv_gevent.loop)
- * already holds the GIL while it dispatches and releases it only to poll,
- * so taking it again is a counter increment. */
-#define SRV_EV_CALLBACK(name, wtype, body)                          \
-    static void name(struct ev_loop *loop, wtype *w, int revents)   \
-    {                                                               \
-        PyGILState_STATE gil_ = PyGILState_Ensure();                \
-        body(loop, w, revents);                                     \
-        PyGILState_Release(gil_);                                   \
-    }
-
-extern struct ev_loop *srv_loop;
-
-/* Imports greenlet's C API; the current greenlet becomes the loop greenlet. */
+/* Imports greenlet's C API (srv_sched_init: the current greenlet becomes
+ * the loop task) and checks that it matches what srv was compiled against. */
 int srv_hub_init(struct ev_loop *loop);
 
 /* Another greenlet runs the loop from now on (e.g. gevent's hub).  Workers
  * created later get it as parent. */
 int srv_hub_set_loop_greenlet(PyGreenlet *g);
 
-/* Is the current greenlet the loop greenlet? */
-int srv_hub_in_loop(void);
-
-/* A new reference to the current greenlet. */
-PyGreenlet *srv_hub_current(void);
+/* The Python layers' view of sched.h: a task is a greenlet. */
+static inline int srv_hub_in_loop(void) { return srv_task_in_loop(); }
+static inline PyGreenlet *srv_hub_current(void) { return (PyGreenlet *)srv_task_current(); }
+static inline int srv_hub_wait(void) { return srv_task_wait(); }
+static inline void srv_hub_resume(PyGreenlet *g) { srv_task_resume((srv_task *)g); }
 
 /* Is the pending exception GreenletExit (the greenlet is being killed)? */
 int srv_hub_exiting(void);
@@ -66,14 +54,6 @@ void srv_hub_set_serve(srv_hub_serve_fn serve);
 
 /* Hands the connection to a parked (or new) worker and switches to it. */
 void srv_hub_dispatch(struct srv_conn *c);
-
-/* Switches to the loop greenlet until someone resumes us.  Returns 0, or -1
- * with a Python exception set (e.g. GreenletExit thrown in). */
-int srv_hub_wait(void);
-
-/* Switches from the loop greenlet to g (borrowed), which was waiting in
- * srv_hub_wait(). */
-void srv_hub_resume(PyGreenlet *g);
 
 /* Like srv_hub_resume(), but raises exc_type in g where it waits. */
 void srv_hub_throw(PyGreenlet *g, PyObject *exc_type);

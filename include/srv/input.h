@@ -26,4 +26,9 @@ void srv_input_detach(PyObject *input);
  * left.  Returns 0, or -1 with a Python exception set. */
 int srv_input_fill(struct srv_conn *c, size_t want);
 
+/* Reads and discards the rest of a body the app did not read (up to 1 MiB),
+ * so that it is never parsed as a request.  1 when the connection can be
+ * reused. */
+int srv_input_drain(struct srv_conn *c);
+
 #endif

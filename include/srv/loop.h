@@ -31,8 +31,12 @@ void srv_listen_all(void);
  * its address for logs.  Exits SRV_EXIT_USAGE, naming `flag`, on failure. */
 int srv_listen_address(const char *flag, const char *addr, char **name);
 
-/* Fills each listener's environ template (needs Python and wsgi ready). */
-int srv_listeners_prepare_environ(void);
+/* Gives each listener its environ template: make(l, host, port) returns
+ * it (a new PyObject reference, or NULL to fail), for the request layer
+ * (srv_environ_template).  Returns 0 or -1. */
+typedef struct _object *(*srv_listener_data_fn)(srv_listener *l, const char *host,
+                                                const char *port);
+int srv_listeners_attach(srv_listener_data_fn make);
 
 /* Until the loop starts, a stop signal is only noted; srv_loop_start() then
  * acts on it, so that SIGTERM during start-up is still a clean stop. */
@@ -41,6 +45,10 @@ void srv_loop_catch_early_signals(void);
 /* Starts accepting on every listener and handling stop signals; whoever
  * runs the loop then serves until srv_loop_stop() breaks it. */
 void srv_loop_start(void);
+
+/* While stopping gracefully, the loop also waits until this says 0 (asyncio
+ * tasks still running: aio.c's count).  NULL: nothing else to wait for. */
+extern int (*srv_loop_more_work)(void);
 
 /* Are we stopping gracefully?  Responses then say "Connection: close". */
 int srv_loop_stopping(void);
@@ -59,9 +67,6 @@ extern int srv_listeners_own_paths;
 /* In a worker with --reuse-port: replaces each TCP listener by a socket of
  * its own bound with SO_REUSEPORT.  Returns 0 or -1. */
 int srv_listeners_reuse_port(void);
-
-/* A connection closed: accepting resumes if --max-connections paused it. */
-void srv_listeners_conn_closed(void);
 
 /* Logs each address once (the master does it for all workers). */
 void srv_listeners_announce(void);

@@ -19,8 +19,4 @@ int srv_worker_run(const char *argv0);
  * with the error when the app does not load.  Binds nothing. */
 void srv_worker_check(const char *argv0) __attribute__((noreturn));
 
-/* A request finished: counts it, and starts a graceful stop once
- * --max-requests (plus this worker's jitter) is reached. */
-void srv_worker_request_done(void);
-
 #endif

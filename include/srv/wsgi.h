@@ -14,39 +14,25 @@
 
 #include <Python.h>
 
-#include <ev.h>
+#include "srv/conn.h"
+#include "srv/environ.h"
+#include "srv/response.h"
 
-#include "srv/buffer.h"
-#include "srv/hub.h"
-
-struct srv_conn;
 struct srv_listener;
 
-/* The response to the request a connection is serving.  Lives on the heap
- * (conn->resp) because Python code in another greenlet may call
- * start_response or write() while the worker's stack is swapped out. */
-typedef struct srv_response {
-    srv_buf head;              /* status line and the app's headers */
-    int status_code;
-    int status_sent;           /* what went out: the app's or an error's */
-    int64_t content_length;    /* the app's Content-Length, or -1 */
-    int64_t known_length;      /* what srv worked out (a list), or -1 */
-    uint64_t body_sent;
-    unsigned started:1;        /* start_response was called */
-    unsigned headers_sent:1;
-    unsigned chunked:1;
-    unsigned close:1;          /* close the connection after this response */
-    unsigned no_body:1;        /* HEAD, 1xx, 204, 304 */
-    unsigned has_date:1;
-    unsigned has_server:1;
-    unsigned continue_sent:1;  /* "100 Continue" went out */
-    unsigned truncated:1;      /* the app sent more than its Content-Length */
-    ev_timer deadline;         /* --request-timeout */
-    PyGreenlet *worker;        /* borrowed (the hub owns it): the deadline's target */
-    unsigned timed_out:1;
-    PyObject *start_response;  /* owned for the request, detached after */
-    PyObject *input;           /* owned for the request, detached after */
-} srv_response;
+/* The request layer's state on a connection, kept across its requests
+ * (c->exchange): made by wsgi.c for the connection's first request, freed
+ * with the connection (srv_conn_on_free). */
+typedef struct srv_exchange {
+    srv_response *resp;        /* response.c's; reset for each request */
+    srv_peer_names peer;       /* environ.c's: REMOTE_ADDR and REMOTE_PORT */
+} srv_exchange;
+
+/* The response of the request c serves. */
+static inline srv_response *srv_conn_response(const struct srv_conn *c)
+{
+    return c->exchange->resp;
+}
 
 /* Imports the app named by srv_cfg.app.  On failure prints a one-line error
  * (and the traceback of an import error) and exits SRV_EXIT_USAGE. */
@@ -59,6 +45,10 @@ int srv_wsgi_init(void);
  * or is closed.  Returns 0, or -1 when the greenlet was asked to exit
  * (GreenletExit), in which case the exception has been cleared. */
 int srv_wsgi_serve(struct srv_conn *c);
+
+/* Told after each request a worker greenlet served (worker.c counts them
+ * for --max-requests).  NULL: nobody listens. */
+extern void (*srv_wsgi_on_request_done)(void);
 
 /* Serves `app` (a new reference is taken) instead of loading srv_cfg.app;
  * for embedding, e.g. the fuzz harness. */
