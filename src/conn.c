@@ -22,7 +22,6 @@
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/metrics.h"
-#include "srv/proxy.h"
 #include "srv/sched.h"
 
 #include <errno.h>
@@ -50,27 +49,19 @@ static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
 
 int srv_conn_count(void) { return nconns; }
 
-/* How long the connection may stay idle in its current state; 0 for no
- * limit. */
 /* When the current state's time runs out (an absolute ev_now time), or 0
- * for no limit.  A request head has a deadline from its first byte, so a
- * client that drips bytes cannot hold a connection open (slowloris); the
- * other limits are idle times, renewed by each read or write. */
+ * for no limit: a waiting greenlet's --io-timeout, the linger time, or what
+ * the protocol handler says while it owns the connection. */
 static double deadline(const srv_conn *c)
 {
     if (c->reader || c->writer)
         return c->last_active + srv_cfg.io_timeout;
     switch (c->state) {
     case SRV_CONN_READING:
-        if (c->req.head_live)
-            return c->head_start + srv_cfg.header_timeout;
-        if (c->requests_served == 0)
-            return c->last_active + srv_cfg.header_timeout;
-        return c->last_active + srv_cfg.keepalive_timeout;
-    case SRV_CONN_LINGER:
-        return c->last_active + LINGER_SECONDS;
     case SRV_CONN_UPGRADED:
         return c->handler->deadline(c);
+    case SRV_CONN_LINGER:
+        return c->last_active + LINGER_SECONDS;
     default:
         return 0;
     }
@@ -122,6 +113,7 @@ srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer
     memcpy(&c->peer, peer, peer_len);
     c->peer_len = peer_len;
     c->state = SRV_CONN_READING;
+    c->handler = srv_conn_default_handler;
     srv_request_init(&c->req);
     ev_io_init(&c->rio, on_io, fd, EV_READ);
     ev_io_init(&c->wio, on_io, fd, EV_WRITE);
@@ -228,6 +220,8 @@ ssize_t srv_conn_fill(srv_conn *c, int *full)
     if (n > 0) {
         c->rbuf.len += (size_t)n;
         c->last_active = ev_now(srv_loop);
+        if (!c->req.head_live)
+            c->head_start = c->last_active;   /* a new head may begin */
     } else if (n == 0) {
         c->peer_closed = 1;
     }
@@ -353,7 +347,7 @@ int srv_conn_sendfile(srv_conn *c, int fd, off_t offset, size_t count)
 
 /* Half-closes and discards what the client still sends, so that the response
  * is not destroyed by a reset, then closes on EOF or after a short time. */
-static void linger(srv_conn *c)
+void srv_conn_linger(srv_conn *c)
 {
     c->state = SRV_CONN_LINGER;
     if (c->writer == NULL)
@@ -389,11 +383,11 @@ void srv_conn_release(srv_conn *c, int keep_alive)
 {
     if (!keep_alive || c->broken || c->peer_closed) {
         if (c->linger_on_release && !c->broken && !c->peer_closed)
-            linger(c);
+            srv_conn_linger(c);
         else if (c->broken || c->peer_closed || (c->req.message_done && c->rpos >= c->rbuf.len))
             srv_conn_close(c);
         else
-            linger(c);
+            srv_conn_linger(c);
         return;
     }
     c->state = SRV_CONN_READING;
@@ -402,37 +396,31 @@ void srv_conn_release(srv_conn *c, int keep_alive)
     arm_timer(c);
 }
 
-void (*srv_conn_on_refused)(srv_conn *c, int status, size_t body_bytes);
-void (*srv_conn_on_head)(srv_conn *c);
+const srv_conn_handler *srv_conn_default_handler;
 void (*srv_conn_on_free)(srv_conn *c);
 void (*srv_conn_on_closed)(void);
-
-void srv_conn_fail(srv_conn *c)
-{
-    char buf[512];
-    int status = c->req.error_status ? c->req.error_status : 400;
-    srv_debug("fd %d: %d: %s", c->fd, status, c->req.error_reason ? c->req.error_reason : "bad request");
-    srv_metrics_request_refused(status);
-    size_t n = srv_http_error_response(buf, sizeof buf, status, 0, ev_now(srv_loop));
-    struct iovec iov = {buf, n};
-    ssize_t w = srv_conn_send(c, &iov, 1);
-    if (srv_conn_on_refused) {
-        const char *end = memmem(buf, n, "\r\n\r\n", 4);
-        srv_conn_on_refused(c, status, end ? n - (size_t)(end + 4 - buf) : 0);
-    }
-    if (w != (ssize_t)n) {
-        srv_conn_close(c);
-        return;
-    }
-    linger(c);
-}
 
 /* ---- what the layers above may change ---------------------------------- */
 
 void srv_conn_set_handler(srv_conn *c, const srv_conn_handler *h, void *data)
 {
-    c->handler = h;
+    c->handler = h ? h : srv_conn_default_handler;
     c->handler_data = data;
+}
+
+void srv_conn_set_peer(srv_conn *c, const struct sockaddr_storage *peer, socklen_t len)
+{
+    c->proxy_seen = 1;
+    if (len > 0) {
+        memcpy(&c->peer, peer, len);
+        c->peer_len = len;
+    }
+}
+
+void srv_conn_take(srv_conn *c)
+{
+    ev_io_stop(srv_loop, &c->rio);
+    c->state = SRV_CONN_BUSY;
 }
 
 void srv_conn_upgrade(srv_conn *c)
@@ -486,53 +474,6 @@ void srv_conn_stop_io(srv_conn *c)
     ev_io_stop(srv_loop, &c->wio);
 }
 
-/* The loop's reader: feeds bytes to the parser until a head is complete. */
-static void read_head(srv_conn *c)
-{
-    for (;;) {
-        int full;
-        ssize_t n = srv_conn_fill(c, &full);
-        if (n > 0) {
-            if (!c->req.head_live)
-                c->head_start = c->last_active;   /* a new head begins */
-            if (srv_cfg.proxy_protocol && !c->proxy_seen) {
-                int h = srv_proxy_protocol_parse(c->rbuf.data + c->rpos, c->rbuf.len - c->rpos,
-                                                 &c->peer, &c->peer_len);
-                if (h < 0) {
-                    srv_debug("fd %d: no valid PROXY protocol header: closing", c->fd);
-                    srv_conn_close(c);
-                    return;
-                }
-                if (h == 0) {
-                    arm_timer(c);
-                    continue;
-                }
-                c->proxy_seen = 1;
-                c->rpos += (size_t)h;
-            }
-            switch (srv_http_feed(&c->req, &c->rbuf, &c->rpos)) {
-            case SRV_PARSE_HEAD_DONE:
-                ev_io_stop(srv_loop, &c->rio);
-                c->state = SRV_CONN_BUSY;
-                srv_conn_on_head(c);   /* c may be gone when this returns */
-                return;
-            case SRV_PARSE_ERROR:
-                srv_conn_fail(c);
-                return;
-            default:
-                arm_timer(c);   /* a head may have begun: its deadline runs */
-                if (!full)
-                    return;
-                continue;
-            }
-        }
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return;
-        srv_conn_close(c);   /* EOF or error before a complete head */
-        return;
-    }
-}
-
 static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
 {
     srv_conn *c = w->data;
@@ -544,20 +485,12 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         srv_task_resume(t);
         return;
     }
-    if (c->state == SRV_CONN_UPGRADED) {
+    if (c->state == SRV_CONN_UPGRADED || (c->state == SRV_CONN_READING && w == &c->rio))
         c->handler->on_io(c, w == &c->wio ? EV_WRITE : EV_READ);
-        return;
-    }
-    if (w == &c->wio) {
-        ev_io_stop(loop, w);
-        return;
-    }
-    if (c->state == SRV_CONN_READING)
-        read_head(c);
-    else if (c->state == SRV_CONN_LINGER)
+    else if (c->state == SRV_CONN_LINGER && w == &c->rio)
         linger_read(c);
     else
-        ev_io_stop(loop, w);
+        ev_io_stop(loop, w);   /* nobody waits for it */
 }
 
 SRV_EV_CALLBACK(on_io, ev_io, io_cb)
@@ -589,17 +522,10 @@ static void timer_cb(struct ev_loop *loop, ev_timer *w, int revents)
         srv_task_resume(t);
         return;
     }
-    if (c->state == SRV_CONN_UPGRADED) {
+    if (c->state == SRV_CONN_UPGRADED || c->state == SRV_CONN_READING)
         c->handler->on_timeout(c);
-        return;
-    }
-    if (c->state == SRV_CONN_READING && c->req.head_live) {
-        c->req.error_status = 408;
-        c->req.error_reason = "request head timed out";
-        srv_conn_fail(c);
-        return;
-    }
-    srv_conn_close(c);
+    else
+        srv_conn_close(c);
 }
 
 SRV_EV_CALLBACK(on_timer, ev_timer, timer_cb)

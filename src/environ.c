@@ -13,6 +13,7 @@
  */
 #include "srv/environ.h"
 #include "srv/fault.h"
+#include "srv/http1.h"
 #include "srv/wsgi.h"
 #include "srv/accesslog.h"
 #include "srv/config.h"
@@ -165,9 +166,12 @@ void srv_peer_names_clear(srv_peer_names *p)
     Py_CLEAR(p->port);
 }
 
+/* REMOTE_ADDR and REMOTE_PORT, made once per connection and kept on its
+ * exchange (a refusal before any request has none: made for the once). */
 static int set_remote(srv_conn *c, PyObject *env)
 {
-    srv_peer_names *names = &c->exchange->peer;
+    srv_peer_names once = {NULL, NULL};
+    srv_peer_names *names = c->exchange ? &c->exchange->peer : &once;
     if (names->addr == NULL) {
         char host[INET6_ADDRSTRLEN] = "";
         int port = -1;
@@ -189,9 +193,10 @@ static int set_remote(srv_conn *c, PyObject *env)
             return -1;
         }
     }
-    if (PyDict_SetItem(env, k_remote_addr, names->addr) < 0)
-        return -1;
-    return PyDict_SetItem(env, k_remote_port, names->port);
+    int rc = PyDict_SetItem(env, k_remote_addr, names->addr) < 0
+             || PyDict_SetItem(env, k_remote_port, names->port) < 0 ? -1 : 0;
+    srv_peer_names_clear(&once);
+    return rc;
 }
 
 /* Adds one request header, joining repeats with "," ("; " for Cookie). */
@@ -526,6 +531,6 @@ int srv_environ_init(void)
         return -1;
     HTTP_METHOD_MAP(INTERN_METHOD)
 #undef INTERN_METHOD
-    srv_conn_on_refused = log_refused;   /* conn.c tells us of its refusals */
+    srv_http1_on_refused = log_refused;   /* http1.c tells us of its refusals */
     return 0;
 }

@@ -18,6 +18,7 @@
 
 #include "srv/config.h"
 #include "srv/conn.h"
+#include "srv/http1.h"
 #include "srv/hub.h"
 #include "srv/sched.h"
 #include "srv/fault.h"
@@ -171,9 +172,7 @@ static void dispatch_failed(srv_worker *w, srv_conn *c)
     } else {
         idle_push(w);   /* still parked where it was */
     }
-    c->req.error_status = 503;
-    c->req.error_reason = "no worker greenlet";
-    srv_conn_fail(c);
+    srv_http1_refuse(c, 503, "no worker greenlet");
 }
 
 void srv_hub_dispatch(srv_conn *c)
@@ -183,8 +182,7 @@ void srv_hub_dispatch(srv_conn *c)
         w = worker_new();
         if (w == NULL) {
             srv_log_pyerr("cannot create a worker greenlet");
-            c->req.error_status = 503;
-            srv_conn_fail(c);
+            srv_http1_refuse(c, 503, "no worker greenlet");
             return;
         }
         starting = w;
@@ -277,7 +275,7 @@ int srv_hub_init(struct ev_loop *loop)
         return -1;
     check_greenlet_api();
     srv_sched_after_switch = reap;
-    srv_conn_on_head = srv_hub_dispatch;   /* a parsed head goes to a worker */
+    srv_http1_on_head = srv_hub_dispatch;   /* a parsed head goes to a worker */
     run_fn = PyCFunction_New(&run_def, NULL);
     if (run_fn == NULL)
         return -1;

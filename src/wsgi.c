@@ -41,6 +41,7 @@
 #include "srv/environ.h"
 #include "srv/response.h"
 #include "srv/start_response.h"
+#include "srv/http1.h"
 #include "srv/hub.h"
 #include "srv/http.h"
 
@@ -227,7 +228,7 @@ int srv_wsgi_serve(srv_conn *c)
         case SRV_PARSE_HEAD_DONE:
             continue;   /* pipelined: serve it in this greenlet */
         case SRV_PARSE_ERROR:
-            srv_conn_fail(c);
+            srv_http1_refuse(c, 0, NULL);
             return 0;
         default:
             srv_conn_release(c, 1);
@@ -261,6 +262,7 @@ int srv_wsgi_init(void)
     if (s_gr_context == NULL)
         return -1;
     srv_hub_set_serve(srv_wsgi_serve);
+    srv_conn_default_handler = &srv_http1_handler;   /* srv speaks HTTP/1 */
     srv_conn_on_free = forget_connection;
     return 0;
 }

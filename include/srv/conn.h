@@ -26,7 +26,7 @@ struct srv_listener;
 struct srv_exchange;
 
 enum srv_conn_state {
-    SRV_CONN_READING,   /* loop: waiting for or parsing a request head */
+    SRV_CONN_READING,   /* loop: the handler reads (HTTP/1: a request head) */
     SRV_CONN_BUSY,      /* a worker owns it */
     SRV_CONN_LINGER,    /* loop: response sent, discarding input, then close */
     SRV_CONN_UPGRADED,  /* another protocol's handler owns it (a WebSocket) */
@@ -34,12 +34,14 @@ enum srv_conn_state {
 
 struct srv_conn;
 
-/* A protocol that takes a connection over from HTTP/1 (a WebSocket, ws_conn.c)
- * installs its handler on it with srv_conn_set_handler(), as nginx swaps a
- * connection's handlers: in state SRV_CONN_UPGRADED conn.c hands readiness
- * and timeouts to it, and in any state it is told when the connection goes
- * away.  The handler finds its own state in c->handler_data.  conn.c knows
- * no protocol but HTTP/1. */
+/* A connection's protocol is the handler installed on it, as nginx swaps a
+ * connection's handlers.  Each starts with srv_conn_default_handler (HTTP/1,
+ * http1.c), which reads request heads in state READING; a protocol that
+ * takes the connection over (a WebSocket, ws_conn.c) replaces it with
+ * srv_conn_set_handler() and owns it in state UPGRADED.  In those two
+ * states conn.c hands readiness and timeouts to the handler; in any state
+ * the handler is told when the connection goes away.  It finds its own
+ * state in c->handler_data.  conn.c itself knows no protocol. */
 typedef struct srv_conn_handler {
     void (*on_io)(struct srv_conn *c, int revents);   /* EV_READ and/or EV_WRITE */
     double (*deadline)(const struct srv_conn *c);     /* ev_now time of on_timeout, or 0 */
@@ -56,7 +58,7 @@ typedef struct srv_conn {
     ev_io wio;
     ev_timer timer;
     ev_tstamp last_active;
-    ev_tstamp head_start;        /* first byte of the head being read */
+    ev_tstamp head_start;        /* first read since the last head ended */
     srv_buf rbuf;
     size_t rpos;                 /* rbuf bytes already fed to the parser */
     srv_request req;
@@ -117,28 +119,36 @@ int srv_conn_sendfile(srv_conn *c, int fd, off_t offset, size_t count);
  * head) or is closed, as `keep_alive` says.  Serves nothing itself. */
 void srv_conn_release(srv_conn *c, int keep_alive);
 
-/* Answers a request that failed to parse with its error status, then
- * lingers and closes.  Either side may call it; the loop takes over. */
-void srv_conn_fail(srv_conn *c);
+/* The handler every accepted connection starts with (HTTP/1's, http1.c),
+ * installed by the request layer at start-up. */
+extern const srv_conn_handler *srv_conn_default_handler;
 
-/* Told of each request srv_conn_fail() refused, once its answer is written
- * (status, body bytes of the answer): the request layer installs it to
- * access-log refusals.  NULL: nobody listens. */
-extern void (*srv_conn_on_refused)(srv_conn *c, int status, size_t body_bytes);
-
-/* Told when a connection has a complete request head (the Python layer
- * installs srv_hub_dispatch), and when a connection is freed, so that the
- * request layer lets go of what it keeps on it (c->resp, the peer's
- * address strings).  conn.c calls no upper layer but through these. */
-extern void (*srv_conn_on_head)(srv_conn *c);
+/* Told when a connection is freed, so that the request layer lets go of
+ * what it keeps on it (c->exchange).  conn.c calls no upper layer but
+ * through these hooks and the handler table. */
 extern void (*srv_conn_on_free)(srv_conn *c);
 
 /* Told after a connection has been closed and freed (the listeners install
  * it to resume accepting below --max-connections).  NULL: nobody listens. */
 extern void (*srv_conn_on_closed)(void);
 
-/* Installs (or, with NULL, removes) the handler of a protocol that may take
- * the connection over, with its data.  Its on_close runs when the
+/* ---- for the protocol handlers ---- */
+
+/* The PROXY header was read: the client's address replaces the proxy's
+ * (len 0: the header carried none). */
+void srv_conn_set_peer(srv_conn *c, const struct sockaddr_storage *peer, socklen_t len);
+
+/* A request head is parsed: reading stops and a worker will own the
+ * connection (state BUSY). */
+void srv_conn_take(srv_conn *c);
+
+/* After an answer that ends the connection: half-closes, discards what the
+ * client still sends (so that the answer is not destroyed by a reset), then
+ * closes on EOF or after a short time. */
+void srv_conn_linger(srv_conn *c);
+
+/* Installs (or, with NULL, puts back the default) the handler of a protocol
+ * that may take the connection over, with its data.  Its on_close runs when the
  * connection is freed in any state; the rest only once upgraded. */
 void srv_conn_set_handler(srv_conn *c, const srv_conn_handler *h, void *data);
 

@@ -4,7 +4,7 @@
  * Owns the interned environ keys, the per-listener template, the cache of
  * HTTP_* key strings, PATH_INFO's decoding, the peer's address, trusted
  * proxy headers, and the access-log line of requests srv refused itself
- * (installed as conn.c's srv_conn_on_refused).
+ * (installed as http1.c's srv_http1_on_refused).
  */
 #ifndef SRV_ENVIRON_H
 #define SRV_ENVIRON_H

@@ -70,7 +70,7 @@ void srv_metrics_request_end(int status, double began);
  * with `status` (the response itself is counted by request_end). */
 void srv_metrics_parse_error(int status);
 
-/* In a worker: srv answered a request the app never saw (srv_conn_fail):
+/* In a worker: srv answered a request the app never saw (srv_http1_refuse):
  * counts the response and, when `status` stands for one, the parse error. */
 void srv_metrics_request_refused(int status);
 
