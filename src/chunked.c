@@ -92,93 +92,149 @@ static inline int qdtext(unsigned char c)
 
 #define FAIL(status, reason) do { *why = (reason); return (status); } while (0)
 
-/* One byte of a size line, from the size to the LF. */
+/* ---- the size line: chunk-size [ chunk-ext ] CR, one state per function --- */
+
+/* After the size: a CR ends the line, ";" or BWS begins the extensions. */
+static inline int end_the_size(srv_chunked *d, unsigned char c, const char **why)
+{
+    if (d->state == S_SIZE_FIRST)
+        FAIL(400, "invalid chunk size");
+    if (d->remaining > d->max_body - d->body_seen)
+        FAIL(413, "request body too large");
+    if (c == '\r')
+        d->state = S_SIZE_LF;
+    else if (c == ';')
+        d->state = S_EXT_NAME_BWS;
+    else if (ws(c))
+        d->state = S_EXT_BWS;
+    else
+        FAIL(400, "invalid chunk size");
+    return 0;
+}
+
+/* S_SIZE_FIRST, S_SIZE: a hex digit adds to the size; any other byte ends it. */
+static inline int read_a_size_digit(srv_chunked *d, unsigned char c, const char **why)
+{
+    int h = hexval(c);
+    if (h < 0)
+        return end_the_size(d, c, why);
+    if (d->remaining > (UINT64_MAX >> 4))
+        FAIL(400, "chunk size overflows");
+    d->remaining = (d->remaining << 4) | (uint64_t)h;
+    d->state = S_SIZE;
+    return 0;
+}
+
+/* S_EXT_BWS: BWS that must lead to ";". */
+static inline int wait_for_a_semicolon(srv_chunked *d, unsigned char c, const char **why)
+{
+    if (c == ';')
+        d->state = S_EXT_NAME_BWS;
+    else if (!ws(c))
+        FAIL(400, "invalid chunk extension");
+    return 0;
+}
+
+/* S_EXT_NAME_BWS: BWS, then the first byte of an extension's name. */
+static inline int start_an_extension_name(srv_chunked *d, unsigned char c, const char **why)
+{
+    if (srv_is_tchar(c))
+        d->state = S_EXT_NAME;
+    else if (!ws(c))
+        FAIL(400, "invalid chunk extension name");
+    return 0;
+}
+
+/* S_EXT_NAME, S_EXT_VAL_TOKEN, S_EXT_AFTER_QUOTED: a token goes on (not
+ * after a quoted value); CR, ";", "=" (after a name) or BWS end it. */
+static inline int continue_or_end_a_token(srv_chunked *d, unsigned char c, const char **why)
+{
+    if (srv_is_tchar(c) && d->state != S_EXT_AFTER_QUOTED)
+        return 0;
+    if (c == '\r')
+        d->state = S_SIZE_LF;
+    else if (c == ';')
+        d->state = S_EXT_NAME_BWS;
+    else if (c == '=' && d->state == S_EXT_NAME)
+        d->state = S_EXT_VAL_BWS;
+    else if (ws(c))
+        d->state = d->state == S_EXT_NAME ? S_EXT_NAME_END : S_EXT_BWS;
+    else
+        FAIL(400, "invalid chunk extension");
+    return 0;
+}
+
+/* S_EXT_NAME_END: BWS after a name, then "=" or ";". */
+static inline int wait_for_equals_or_semicolon(srv_chunked *d, unsigned char c, const char **why)
+{
+    if (c == '=')
+        d->state = S_EXT_VAL_BWS;
+    else if (c == ';')
+        d->state = S_EXT_NAME_BWS;
+    else if (!ws(c))
+        FAIL(400, "invalid chunk extension");
+    return 0;
+}
+
+/* S_EXT_VAL_BWS: BWS, then a quoted string or a token. */
+static inline int start_an_extension_value(srv_chunked *d, unsigned char c, const char **why)
+{
+    if (c == '"')
+        d->state = S_EXT_QUOTED;
+    else if (srv_is_tchar(c))
+        d->state = S_EXT_VAL_TOKEN;
+    else if (!ws(c))
+        FAIL(400, "invalid chunk extension value");
+    return 0;
+}
+
+/* S_EXT_QUOTED: qdtext, up to the closing quote or a backslash. */
+static inline int read_a_quoted_byte(srv_chunked *d, unsigned char c, const char **why)
+{
+    if (c == '"')
+        d->state = S_EXT_AFTER_QUOTED;
+    else if (c == '\\')
+        d->state = S_EXT_QUOTED_ESC;
+    else if (!qdtext(c))
+        FAIL(400, "invalid quoted chunk extension value");
+    return 0;
+}
+
+/* S_EXT_QUOTED_ESC: the byte a backslash quotes. */
+static inline int read_an_escaped_byte(srv_chunked *d, unsigned char c, const char **why)
+{
+    if (!value_char(c))
+        FAIL(400, "invalid quoted chunk extension value");
+    d->state = S_EXT_QUOTED;
+    return 0;
+}
+
+/* One byte of a size line, from the size to the CR (the LF is
+ * srv_chunked_decode's), counted against max_ext. */
 static int size_line_byte(srv_chunked *d, unsigned char c, const char **why)
 {
     if (++d->ext_len > d->max_ext)
         FAIL(400, "chunk size line (extensions) too long");
     switch (d->state) {
     case S_SIZE_FIRST:
-    case S_SIZE: {
-        int h = hexval(c);
-        if (h >= 0) {
-            if (d->remaining > (UINT64_MAX >> 4))
-                FAIL(400, "chunk size overflows");
-            d->remaining = (d->remaining << 4) | (uint64_t)h;
-            d->state = S_SIZE;
-            return 0;
-        }
-        if (d->state == S_SIZE_FIRST)
-            FAIL(400, "invalid chunk size");
-        if (d->remaining > d->max_body - d->body_seen)
-            FAIL(413, "request body too large");
-        if (c == '\r')
-            d->state = S_SIZE_LF;
-        else if (c == ';')
-            d->state = S_EXT_NAME_BWS;
-        else if (ws(c))
-            d->state = S_EXT_BWS;
-        else
-            FAIL(400, "invalid chunk size");
-        return 0;
-    }
-    case S_EXT_BWS:          /* BWS that must lead to ";" */
-        if (c == ';')
-            d->state = S_EXT_NAME_BWS;
-        else if (!ws(c))
-            FAIL(400, "invalid chunk extension");
-        return 0;
+    case S_SIZE:
+        return read_a_size_digit(d, c, why);
+    case S_EXT_BWS:
+        return wait_for_a_semicolon(d, c, why);
     case S_EXT_NAME_BWS:
-        if (srv_is_tchar(c))
-            d->state = S_EXT_NAME;
-        else if (!ws(c))
-            FAIL(400, "invalid chunk extension name");
-        return 0;
+        return start_an_extension_name(d, c, why);
     case S_EXT_NAME:
     case S_EXT_VAL_TOKEN:
     case S_EXT_AFTER_QUOTED:
-        if (srv_is_tchar(c) && d->state != S_EXT_AFTER_QUOTED)
-            return 0;
-        if (c == '\r')
-            d->state = S_SIZE_LF;
-        else if (c == ';')
-            d->state = S_EXT_NAME_BWS;
-        else if (c == '=' && d->state == S_EXT_NAME)
-            d->state = S_EXT_VAL_BWS;
-        else if (ws(c))
-            d->state = d->state == S_EXT_NAME ? S_EXT_NAME_END : S_EXT_BWS;
-        else
-            FAIL(400, "invalid chunk extension");
-        return 0;
-    case S_EXT_NAME_END:     /* BWS after a name: "=" or ";" follows */
-        if (c == '=')
-            d->state = S_EXT_VAL_BWS;
-        else if (c == ';')
-            d->state = S_EXT_NAME_BWS;
-        else if (!ws(c))
-            FAIL(400, "invalid chunk extension");
-        return 0;
+        return continue_or_end_a_token(d, c, why);
+    case S_EXT_NAME_END:
+        return wait_for_equals_or_semicolon(d, c, why);
     case S_EXT_VAL_BWS:
-        if (c == '"')
-            d->state = S_EXT_QUOTED;
-        else if (srv_is_tchar(c))
-            d->state = S_EXT_VAL_TOKEN;
-        else if (!ws(c))
-            FAIL(400, "invalid chunk extension value");
-        return 0;
+        return start_an_extension_value(d, c, why);
     case S_EXT_QUOTED:
-        if (c == '"')
-            d->state = S_EXT_AFTER_QUOTED;
-        else if (c == '\\')
-            d->state = S_EXT_QUOTED_ESC;
-        else if (!qdtext(c))
-            FAIL(400, "invalid quoted chunk extension value");
-        return 0;
+        return read_a_quoted_byte(d, c, why);
     case S_EXT_QUOTED_ESC:
-        if (!value_char(c))
-            FAIL(400, "invalid quoted chunk extension value");
-        d->state = S_EXT_QUOTED;
-        return 0;
+        return read_an_escaped_byte(d, c, why);
     }
     FAIL(400, "chunk decoder state");
 }

@@ -12,7 +12,7 @@
 #include "srv/config.h"
 #include "srv/loop.h"
 #include "srv/master.h"
-#include "srv/metrics.h"
+#include "srv/metrics_http.h"
 #include "srv/settings.h"
 #include "srv/venv.h"
 #include "srv/worker.h"
@@ -27,7 +27,7 @@ int main(int argc, char **argv)
     if (srv_cfg.check_config)
         srv_worker_check(argv[0]);
     srv_listen_all();
-    srv_metrics_listen();
+    srv_metrics_http_listen(srv_listen_address);
     srv_settings_open_error_log();
     return srv_master_run(argc, argv);
 }

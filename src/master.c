@@ -4,8 +4,8 @@
  * The master is a plain C process with no interpreter and no event loop
  * library.  It keeps every signal it handles blocked and reads them from a
  * signalfd, in one poll() with the --metrics-bind endpoint's sockets
- * (metrics.c: non-blocking, a few clients, each with a deadline, so a slow
- * scrape never delays a signal), waking at least every TICK_MS to reap
+ * (metrics_http.c: non-blocking, a few clients, each with a deadline, so a
+ * slow scrape never delays a signal), waking at least every TICK_MS to reap
  * children, check heartbeats and keep the number of workers at its target.
  * That makes every transition (a death, a reload, a stop) happen in one
  * place, in order, with no async-signal-safety concerns.
@@ -31,6 +31,7 @@
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/metrics.h"
+#include "srv/metrics_http.h"
 #include "srv/settings.h"
 #include "srv/worker.h"
 
@@ -126,7 +127,7 @@ static void spawn(const char *argv0)
         srv_my_metrics = &slots[slot].metrics;
         srv_listeners_own_paths = 0;
         close(sigfd);
-        srv_metrics_forget();
+        srv_metrics_http_forget();
         srv_settings_forget();
         srv_my_slot->pid = getpid();
         srv_my_slot->beat = srv_monotonic();
@@ -272,7 +273,7 @@ static void maintain(const char *argv0)
             if (!ever_ready) {
                 ever_ready = 1;
                 srv_listeners_announce();
-                srv_metrics_announce();
+                srv_metrics_http_announce();
             }
         }
     if (stopping) {
@@ -415,7 +416,7 @@ static void wait_for_events(void)
     struct pollfd fds[1 + SRV_METRICS_POLL_FDS];
     int timeout_ms = TICK_MS;
     fds[0] = (struct pollfd){sigfd, POLLIN, 0};
-    int n = srv_metrics_poll_fds(fds + 1, SRV_METRICS_POLL_FDS, &timeout_ms);
+    int n = srv_metrics_http_poll_fds(fds + 1, SRV_METRICS_POLL_FDS, &timeout_ms);
     if (poll(fds, (nfds_t)(1 + n), timeout_ms) < 0 && errno != EINTR) {
         srv_error("poll: %s", strerror(errno));
         usleep(TICK_MS * 1000);
@@ -423,7 +424,7 @@ static void wait_for_events(void)
     }
     if (fds[0].revents)
         take_signals();
-    srv_metrics_serve(fds + 1, n);
+    srv_metrics_http_serve(fds + 1, n, srv_master_snapshot);
 }
 
 void srv_master_snapshot(srv_metrics_snapshot *s)
@@ -465,7 +466,7 @@ int srv_master_run(int argc, char **argv)
         check_heartbeats();
     }
     srv_listeners_close();
-    srv_metrics_close();
+    srv_metrics_http_close();
     close(sigfd);
     if (srv_cfg.pidfile)
         unlink(srv_cfg.pidfile);

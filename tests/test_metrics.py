@@ -462,6 +462,66 @@ def test_other_paths_methods_and_bad_requests(server_factory):
     assert scrape(s).status("4xx") == 0   # none of that reached a worker
 
 
+# What the endpoint answers to each kind of bad request, and that it closes
+# the connection after the answer, within a second (not at the 5 s deadline).
+BAD_REQUESTS = [
+    (b"GARBAGE\r\n\r\n", 400),                                        # no target
+    (b"GET /metrics\r\n\r\n", 400),                                    # no version
+    (b"GET /metrics HTTP/1.1 extra\r\n\r\n", 400),
+    (b"FOO /metrics HTTP/1.1\r\n\r\n", 400),                           # not an HTTP method
+    (b"GET /metrics HTTP/2.0\r\n\r\n", 400),
+    (b"GET /metrics HTTP/1.1\nHost: x\n\n", 400),                        # bare LF
+    (b"GET /metrics HTTP/1.1\r\nHost: x\n\r\n", 400),
+    (b"GET /metrics HTTP/1.1\r\nno colon\r\n\r\n", 400),
+    (b"GET /metrics HTTP/1.1\r\nX : y\r\n\r\n", 400),                   # space before ':'
+    (b"GET /metrics HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", 400),
+    (b"GET /me\xfftrics HTTP/1.1\r\n\r\n", 400),
+    (b"OPTIONS * HTTP/1.1\r\n\r\n", 400),                                # not a path
+    (b"GET http://x/metrics HTTP/1.1\r\n\r\n", 400),
+    (b"GET /metrics HTTP/1.1\r\nX: " + b"x" * 2100 + b"\r\n\r\n", 400),    # head > 2048 bytes
+    (b"GET /" + b"m" * 3000 + b" HTTP/1.1\r\n\r\n", 400),                  # so is this line
+    (b"POST /metrics HTTP/1.1\r\nContent-Length: 5\r\n\r\nhello", 405),
+    (b"DELETE /metrics HTTP/1.1\r\n\r\n", 405),
+    (b"PUT /nope HTTP/1.1\r\n\r\n", 404),                               # the path first
+    (b"HEAD /nope HTTP/1.1\r\n\r\n", 404),
+]
+
+
+@pytest.mark.parametrize("raw,status", BAD_REQUESTS, ids=[r[:24].decode("latin-1")
+                                                          for r, _ in BAD_REQUESTS])
+def test_each_bad_request_gets_its_status_and_the_connection_closes(server_factory, raw, status):
+    mport = free_port()
+    s = server_factory(APP, "--metrics-bind", "127.0.0.1:%d" % mport)
+    with RawConn.tcp("127.0.0.1", mport) as c:
+        c.try_send(raw)
+        r = c.read_response(method="HEAD" if raw.startswith(b"HEAD") else "GET")
+        assert r.status == status, (raw[:60], r)
+        assert r.header("connection").lower() == "close"
+        if status == 405:
+            assert r.header("allow") == "GET, HEAD"
+        assert c.is_closed(1.0)
+    assert fetch(mport)[0] == 200   # the master serves on
+
+
+def test_a_request_in_pieces_and_one_that_just_fits(server_factory):
+    s = start(server_factory)
+    # The target and the head arrive over many reads.
+    with RawConn.tcp("127.0.0.1", s.mport) as c:
+        c.send_bytewise(b"GET /metrics?a=1 HTTP/1.1\r\nHost: x\r\n\r\n", delay=0.002)
+        r = c.read_response()
+        assert r.status == 200 and Metrics(r.body.decode()).families == FAMILIES
+    with RawConn.tcp("127.0.0.1", s.mport) as c:
+        c.send_pieces([b"GET /met", b"rics/x HT", b"TP/1.1\r\n", b"\r\n"])
+        assert c.read_response().status == 404
+    # 2048 bytes of head in all are taken; a blank line first is skipped.
+    head = b"\r\nGET /metrics HTTP/1.1\r\nX: \r\n\r\n"
+    head = head.replace(b"X: ", b"X: " + b"x" * (2048 - len(head)))
+    assert len(head) == 2048
+    with RawConn.tcp("127.0.0.1", s.mport) as c:
+        c.send(head)
+        assert c.read_response().status == 200
+
+
 def test_a_silent_client_blocks_neither_scrapes_nor_signals(server_factory):
     s = start(server_factory)
     silent = socket.create_connection(("127.0.0.1", s.mport))

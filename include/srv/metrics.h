@@ -1,10 +1,10 @@
 /*
- * metrics.h - Prometheus figures: counting in workers, serving in the master.
+ * metrics.h - Prometheus figures: what workers count, and their sums.
  *
  * Owns the figures a worker keeps about itself (struct srv_metrics, in its
  * slot of the memory it shares with the master), their aggregation over
- * workers, the text exposition format (0.0.4) and the master's small HTTP
- * endpoint for --metrics-bind.  Each figure is written by one process only
+ * workers and the names the exposition gives their buckets and kinds.  The
+ * endpoint that serves them is metrics_http.h's.  Each figure is written by one process only
  * (its worker), so plain volatile loads and stores suffice: the master only
  * reads them, and adds a dead worker's counters to a "retired" total before
  * its slot is reused, so that counters never go backwards.
@@ -16,7 +16,6 @@
 #ifndef SRV_METRICS_H
 #define SRV_METRICS_H
 
-#include <poll.h>
 #include <stdint.h>
 
 /* Why a request could not be parsed, from the status srv answered. */
@@ -85,27 +84,9 @@ typedef struct srv_metrics_snapshot {
     int64_t workers;
 } srv_metrics_snapshot;
 
-/* --metrics-bind: binds and listens (exit status 2 on failure).  Called at
- * start-up, before the workers exist; does nothing without the flag. */
-void srv_metrics_listen(void);
-
-/* Logs the metrics address (with the app's, once the app is up). */
-void srv_metrics_announce(void);
-
-/* In the master: adds to fds what the endpoint waits for (at most room
- * entries; SRV_METRICS_POLL_FDS is enough) and returns how many; lowers
- * *timeout_ms to its next deadline. */
-#define SRV_METRICS_POLL_FDS 17
-int srv_metrics_poll_fds(struct pollfd *fds, int room, int *timeout_ms);
-
-/* In the master, after poll(): serves the fds filled by the last
- * srv_metrics_poll_fds() and drops clients past their deadline. */
-void srv_metrics_serve(const struct pollfd *fds, int n);
-
-/* In a new worker: closes the master's metrics sockets (not its files). */
-void srv_metrics_forget(void);
-
-/* In the master at exit: closes the endpoint (and removes a unix socket). */
-void srv_metrics_close(void);
+/* The exposition's labels: bucket i's le="..." (i == SRV_DURATION_BUCKETS
+ * is "+Inf"), and parse-error kind k's kind="...". */
+const char *srv_metrics_bucket_label(int i);
+const char *srv_metrics_parse_error_name(int k);
 
 #endif
