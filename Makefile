@@ -6,7 +6,7 @@ PY    := /usr/bin/python3
 
 FUZZ_SECONDS ?= 1800
 
-.PHONY: all deps build run test test-cluster test-venv test-asan test-valgrind fuzz-build fuzz fuzz-short fuzz-chunked fuzz-ws bench bench-ws bench-longpoll install deb check-api clean
+.PHONY: all deps build run test test-cluster test-venv test-asan test-valgrind fuzz-build fuzz fuzz-short fuzz-chunked fuzz-ws bench bench-ws bench-longpoll install deb check-api check-layers clean
 
 all: build
 
@@ -79,6 +79,11 @@ check-api: deps
 	sh scripts/check-private-api
 	cmake -S . -B build-werror -DSRV_PYTHON=$(PY) -DCMAKE_C_FLAGS=-Werror
 	cmake --build build-werror -j $(JOBS) --target srv
+
+# The layers of docs/ARCHITECTURE.md: no cycle among the modules, and the
+# layers below the request layer compile without Python.
+check-layers: build
+	sh scripts/check-layers $(BUILD)
 
 test-asan: deps
 	cmake -S . -B build-asan -DSRV_PYTHON=$(PY) -DSRV_SANITIZE=ON -DCMAKE_BUILD_TYPE=Debug

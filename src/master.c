@@ -64,7 +64,6 @@ typedef struct worker_proc {
     unsigned was_ready:1;
 } worker_proc;
 
-srv_slot *srv_my_slot;
 
 static srv_slot *slots;
 static worker_proc procs[MAX_SLOTS];
@@ -123,21 +122,21 @@ static void spawn(const char *argv0)
     if (pid == 0) {
         /* The worker: its own signal handling, and it dies with the master. */
         prctl(PR_SET_PDEATHSIG, SIGTERM);
-        srv_my_slot = &slots[slot];
-        srv_my_metrics = &slots[slot].metrics;
+        srv_slot *me = &slots[slot];
+        srv_my_metrics = &me->metrics;
         srv_listeners_own_paths = 0;
         close(sigfd);
         srv_metrics_http_forget();
         srv_settings_forget();
-        srv_my_slot->pid = getpid();
-        srv_my_slot->beat = srv_monotonic();
+        me->pid = getpid();
+        me->beat = srv_monotonic();
         srv_loop_catch_early_signals();
         ignore_master_signals();
         sigprocmask(SIG_UNBLOCK, &handled, NULL);
         if (getppid() != master)
             _exit(0);   /* the master died between fork and prctl (the new
                          * parent need not be pid 1: a subreaper) */
-        exit(srv_worker_run(argv0));
+        exit(srv_worker_run(argv0, me));
     }
     slots[slot].pid = pid;
     worker_proc *w = &procs[nprocs++];

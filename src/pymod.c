@@ -9,6 +9,7 @@
  * loop greenlet itself) it sleeps for real, as time.sleep would.
  */
 #include "srv/pymod.h"
+#include "srv/response.h"
 #include "srv/aio.h"
 #include "srv/gloop.h"
 #include "srv/hub.h"
@@ -72,7 +73,6 @@ static struct PyModuleDef srv_module = {
     PyModuleDef_HEAD_INIT, "srv", "Helpers for applications served by srv.", -1, srv_methods,
 };
 
-PyObject *srv_RequestTimeout;
 
 static PyObject *init_srv_module(void)
 {
@@ -85,16 +85,12 @@ static PyObject *init_srv_module(void)
         goto fail;
     if (srv_aio_add_to_module(m) < 0)
         goto fail;
-    if (srv_RequestTimeout == NULL) {
-        srv_RequestTimeout = PyErr_NewExceptionWithDoc(
-            "srv.RequestTimeout", "Raised in a request that ran past --request-timeout.",
-            PyExc_BaseException, NULL);
-        if (srv_RequestTimeout == NULL)
-            goto fail;
-    }
-    Py_INCREF(srv_RequestTimeout);
-    if (PyModule_AddObject(m, "RequestTimeout", srv_RequestTimeout) < 0) {
-        Py_DECREF(srv_RequestTimeout);
+    PyObject *timeout = srv_response_timeout_error();   /* borrowed */
+    if (timeout == NULL)
+        goto fail;
+    Py_INCREF(timeout);
+    if (PyModule_AddObject(m, "RequestTimeout", timeout) < 0) {
+        Py_DECREF(timeout);
         goto fail;
     }
     return m;

@@ -17,7 +17,6 @@
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/metrics.h"
-#include "srv/pymod.h"
 #include "srv/http.h"
 #include "srv/hub.h"
 #include "srv/wsgi.h"
@@ -445,6 +444,16 @@ void srv_response_end(srv_response *r)
     srv_buf_release(&r->head);   /* back to the pool: idle connections hold none */
 }
 
+PyObject *srv_response_timeout_error(void)
+{
+    static PyObject *type;   /* owned, for the life of the process */
+    if (type == NULL)
+        type = PyErr_NewExceptionWithDoc("srv.RequestTimeout",
+                                         "Raised in a request that ran past --request-timeout.",
+                                         PyExc_BaseException, NULL);
+    return type;
+}
+
 /* --request-timeout: raise srv.RequestTimeout where the request waits. */
 static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
@@ -452,7 +461,7 @@ static void deadline_cb(struct ev_loop *loop, ev_timer *t, int revents)
     r->timed_out = 1;
     srv_warn("a request ran past --request-timeout (%g s): raising srv.RequestTimeout",
              srv_cfg.request_timeout);
-    srv_hub_throw(r->worker, srv_RequestTimeout);
+    srv_hub_throw(r->worker, srv_response_timeout_error());
 }
 
 SRV_EV_CALLBACK(on_deadline, ev_timer, deadline_cb)

@@ -38,6 +38,7 @@
 #define HEARTBEAT_INTERVAL 1.0
 
 static ev_timer heartbeat;
+static srv_slot *my_slot;           /* in the master's shared memory; NULL: --check-config */
 static unsigned long requests_done;
 static unsigned long retire_after;   /* 0: never */
 
@@ -72,8 +73,8 @@ static void start_python(const char *argv0)
 
 static void heartbeat_cb(struct ev_loop *loop, ev_timer *t, int revents)
 {
-    if (srv_my_slot)
-        srv_my_slot->beat = srv_monotonic();
+    if (my_slot)
+        my_slot->beat = srv_monotonic();
 }
 
 SRV_EV_CALLBACK(on_heartbeat, ev_timer, heartbeat_cb)
@@ -83,8 +84,8 @@ SRV_EV_CALLBACK(on_heartbeat, ev_timer, heartbeat_cb)
 static void request_done(void)
 {
     requests_done++;
-    if (srv_my_slot)
-        srv_my_slot->requests = requests_done;
+    if (my_slot)
+        my_slot->requests = requests_done;
     if (retire_after && requests_done == retire_after) {
         srv_info("served %lu requests (--max-requests): retiring", requests_done);
         srv_loop_stop(1);
@@ -154,8 +155,9 @@ void srv_worker_check(const char *argv0)
     _exit(0);
 }
 
-int srv_worker_run(const char *argv0)
+int srv_worker_run(const char *argv0, srv_slot *slot)
 {
+    my_slot = slot;
     int gevent;
     srv_fault_init();
     struct ev_loop *loop = load_app(argv0, &gevent);
@@ -190,9 +192,9 @@ int srv_worker_run(const char *argv0)
     ev_timer_init(&heartbeat, on_heartbeat, 0., HEARTBEAT_INTERVAL);
     ev_timer_start(loop, &heartbeat);
     ev_unref(loop);
-    if (srv_my_slot) {
-        srv_my_slot->beat = srv_monotonic();
-        srv_my_slot->ready = 1;
+    if (my_slot) {
+        my_slot->beat = srv_monotonic();
+        my_slot->ready = 1;
     }
     if (gevent) {
         srv_gevent_run();

@@ -28,9 +28,6 @@ typedef struct srv_slot {
     srv_metrics metrics;                /* srv_my_metrics in the worker */
 } __attribute__((aligned(64))) srv_slot;
 
-/* The calling worker's slot (NULL in the master). */
-extern srv_slot *srv_my_slot;
-
 /* Blocks the signals the master takes from its signalfd; first thing in
  * main, so that a signal during start-up waits for the master. */
 void srv_master_block_signals(void);

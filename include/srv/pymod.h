@@ -14,10 +14,6 @@
 /* Registers the module in the inittab; call before Py_Initialize. */
 int srv_pymod_register(void);
 
-/* srv.RequestTimeout (a BaseException, like gevent.Timeout, so that a bare
- * "except Exception" in the app does not swallow it); borrowed, valid once
- * the module has been imported by srv_pymod_import(). */
-extern PyObject *srv_RequestTimeout;
 int srv_pymod_import(void);
 
 #endif

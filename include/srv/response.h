@@ -104,6 +104,12 @@ void srv_response_finish(struct srv_conn *c, int failed);
 /* May the connection serve another request after this response? */
 int srv_response_keep_alive(struct srv_conn *c);
 
+/* srv.RequestTimeout, what --request-timeout raises where a request waits:
+ * a BaseException, like gevent.Timeout, so that a bare "except Exception"
+ * in the app does not swallow it.  Borrowed; made on first use (the srv
+ * module's import), NULL with an error if it cannot be. */
+PyObject *srv_response_timeout_error(void);
+
 void srv_response_deadline_start(srv_response *r);
 void srv_response_deadline_stop(srv_response *r);
 

@@ -11,8 +11,12 @@
 #ifndef SRV_WORKER_H
 #define SRV_WORKER_H
 
-/* Runs a worker; returns its exit status (2 if the app cannot load). */
-int srv_worker_run(const char *argv0);
+struct srv_slot;
+
+/* Runs a worker that reports to `slot` (its heartbeat, readiness and
+ * request count; its counters are srv_my_metrics); returns its exit status
+ * (2 if the app cannot load). */
+int srv_worker_run(const char *argv0, struct srv_slot *slot);
 
 /* --check-config: loads the app as a worker would (interpreter, mode,
  * import), prints one line on stdout and exits 0; exits SRV_EXIT_USAGE
