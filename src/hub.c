@@ -271,9 +271,11 @@ void srv_hub_set_serve(srv_hub_serve_fn fn)
 int srv_hub_init(struct ev_loop *loop)
 {
     PyGreenlet_Import();   /* greenlet.h's API table is per source file */
-    if (_PyGreenlet_API == NULL || srv_sched_init(loop) < 0)
+    if (_PyGreenlet_API == NULL)
         return -1;
-    check_greenlet_api();
+    check_greenlet_api();   /* before anything calls through the table */
+    if (srv_sched_init(loop) < 0)
+        return -1;
     srv_sched_after_switch = reap;
     srv_http1_on_head = srv_hub_dispatch;   /* a parsed head goes to a worker */
     run_fn = PyCFunction_New(&run_def, NULL);
