@@ -18,6 +18,7 @@
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/filewrap.h"
+#include "srv/hdrkey.h"
 #include "srv/input.h"
 #include "srv/log.h"
 #include "srv/loop.h"
@@ -25,7 +26,6 @@
 #include "srv/reqline.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -67,25 +67,12 @@ static uint32_t fnv1a(const char *p, size_t n)
     return h;
 }
 
-/* A new reference to the environ key for header `name`. */
-static PyObject *header_key(const char *name, size_t len)
+/* A new reference to the interned key key[0..len) (HTTP_*), from the cache
+ * (short keys, while it has room) or a str of its own. */
+static PyObject *cached_key(const char *buf, size_t len)
 {
-    char buf[KEY_NAME_MAX];
-    if (len + 5 > sizeof buf) {
-        char *big = malloc(len + 5);
-        if (big == NULL)
-            return PyErr_NoMemory();
-        memcpy(big, "HTTP_", 5);
-        for (size_t i = 0; i < len; i++)
-            big[5 + i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-        PyObject *k = PyUnicode_DecodeLatin1(big, (Py_ssize_t)(len + 5), NULL);
-        free(big);
-        return k;
-    }
-    memcpy(buf, "HTTP_", 5);
-    for (size_t i = 0; i < len; i++)
-        buf[5 + i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-    len += 5;
+    if (len > KEY_NAME_MAX)
+        return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
     uint32_t h = fnv1a(buf, len);
     for (uint32_t i = 0; i < KEY_CACHE_SLOTS; i++) {
         key_slot *s = &key_cache[(h + i) & (KEY_CACHE_SLOTS - 1)];
@@ -108,6 +95,28 @@ static PyObject *header_key(const char *name, size_t len)
         }
     }
     return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
+}
+
+/* A new reference to the environ key of header name[0..len) (hdrkey.c
+ * maps it); NULL with an exception, or NULL without one for a field that
+ * the environ drops. */
+static PyObject *header_key(const char *name, size_t len)
+{
+    char stackbuf[KEY_NAME_MAX];
+    char *buf = stackbuf;
+    if (SRV_HDRKEY_MAX(len) > sizeof stackbuf && (buf = malloc(SRV_HDRKEY_MAX(len))) == NULL)
+        return PyErr_NoMemory();
+    size_t klen;
+    PyObject *key = NULL;
+    switch (srv_hdrkey_make(name, len, buf, &klen)) {
+    case SRV_HDRKEY_CONTENT_TYPE: key = Py_NewRef(k_content_type); break;
+    case SRV_HDRKEY_CONTENT_LENGTH: key = Py_NewRef(k_content_length); break;
+    case SRV_HDRKEY_HTTP: key = cached_key(buf, klen); break;
+    case SRV_HDRKEY_DROP: break;   /* could spoof a '-' field: dropped, as nginx does */
+    }
+    if (buf != stackbuf)
+        free(buf);
+    return key;
 }
 
 /* ---- environ ------------------------------------------------------------- */
@@ -191,20 +200,9 @@ static int set_remote(srv_conn *c, PyObject *env)
 /* Adds one request header, joining repeats with "," ("; " for Cookie). */
 static int add_header(PyObject *env, const char *name, size_t nlen, const char *val, size_t vlen)
 {
-    if (memchr(name, '_', nlen))
-        return 0;   /* could spoof a '-' header: dropped, as nginx does */
-    PyObject *key;
-    if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0) {
-        key = k_content_type;
-        Py_INCREF(key);
-    } else if (nlen == 14 && strncasecmp(name, "content-length", 14) == 0) {
-        key = k_content_length;
-        Py_INCREF(key);
-    } else {
-        key = header_key(name, nlen);
-        if (key == NULL)
-            return -1;
-    }
+    PyObject *key = header_key(name, nlen);
+    if (key == NULL)
+        return PyErr_Occurred() ? -1 : 0;
     PyObject *v = PyUnicode_DecodeLatin1(val, (Py_ssize_t)vlen, NULL);
     if (v == NULL) {
         Py_DECREF(key);
@@ -215,8 +213,8 @@ static int add_header(PyObject *env, const char *name, size_t nlen, const char *
     if (old == NULL) {
         rc = -1;
     } else if (old != v) {
-        const char *sep = (nlen == 6 && strncasecmp(name, "cookie", 6) == 0) ? "; " : ",";
-        PyObject *joined = PyUnicode_FromFormat("%U%s%U", old, sep, v);
+        PyObject *joined = PyUnicode_FromFormat("%U%s%U", old,
+                                                srv_hdrkey_separator(name, nlen), v);
         rc = joined ? PyDict_SetItem(env, key, joined) : -1;
         Py_XDECREF(joined);
     }
