@@ -4,9 +4,10 @@
  * A per-listener template dict holds the keys that never change (and
  * placeholders for those every request sets); a request's environ is a
  * PyDict_Copy() of it plus the request's keys: the method, the target split
- * by reqline.c into PATH_INFO (percent-decoded, latin-1) and QUERY_STRING,
- * the peer, the headers as HTTP_* keys (made from a small cache of interned
- * key strings, so that common headers create none), and what trusted
+ * by reqline.c and pathinfo.c into PATH_INFO (percent-decoded, latin-1) and
+ * QUERY_STRING, the peer, the headers as HTTP_* keys (hdrkey.c maps the
+ * names; a small cache of interned key strings means that common headers
+ * create none), and what trusted
  * proxies say (X-Forwarded-For/-Proto, Forwarded).  The access-log line of
  * a request srv refused itself is built here too, from what of its head
  * was parsed.
@@ -22,6 +23,7 @@
 #include "srv/input.h"
 #include "srv/log.h"
 #include "srv/loop.h"
+#include "srv/pathinfo.h"
 #include "srv/proxy.h"
 #include "srv/reqline.h"
 
@@ -121,36 +123,16 @@ static PyObject *header_key(const char *name, size_t len)
 
 /* ---- environ ------------------------------------------------------------- */
 
-static int hexval(int ch)
-{
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
-}
-
 /* PATH_INFO: the percent-decoded path, as a latin-1 str (PEP 3333). */
 static PyObject *decode_path(const char *p, size_t n)
 {
-    const char *pct = memchr(p, '%', n);
-    if (pct == NULL)
+    if (memchr(p, '%', n) == NULL)
         return PyUnicode_DecodeLatin1(p, (Py_ssize_t)n, NULL);
-    char stackbuf[1024] = "";
+    char stackbuf[1024];
     char *out = n <= sizeof stackbuf ? stackbuf : malloc(n);
     if (out == NULL)
         return PyErr_NoMemory();
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (p[i] == '%' && i + 2 < n
-            && (hi = hexval((unsigned char)p[i + 1])) >= 0
-            && (lo = hexval((unsigned char)p[i + 2])) >= 0) {
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = p[i];
-        }
-    }
+    size_t o = srv_pathinfo_decode(p, n, out);
     PyObject *s = PyUnicode_DecodeLatin1(out, (Py_ssize_t)o, NULL);
     if (out != stackbuf)
         free(out);
@@ -393,19 +375,16 @@ PyObject *srv_environ_build(srv_conn *c)
      * authority here, and its authority stands for Host below. */
     const char *path = base + req->path.off;
     size_t plen = req->path.len;
-    const char *hash = memchr(path, '#', plen);
-    if (hash)
-        plen = (size_t)(hash - path);
-    const char *qmark = memchr(path, '?', plen);
-    size_t path_len = qmark ? (size_t)(qmark - path) : plen;
-    PyObject *path_info = decode_path(path, path_len);
+    srv_pathinfo_parts parts;
+    srv_pathinfo_split(path, plen, &parts);
+    PyObject *path_info = decode_path(path, parts.path_len);
     if (path_info == NULL || PyDict_SetItem(env, k_path_info, path_info) < 0) {
         Py_XDECREF(path_info);
         goto fail;
     }
     Py_DECREF(path_info);
-    if (qmark) {
-        if (set_latin1(env, k_query_string, qmark + 1, plen - path_len - 1) < 0)
+    if (parts.query) {
+        if (set_latin1(env, k_query_string, parts.query, parts.query_len) < 0)
             goto fail;
     } else if (PyDict_SetItem(env, k_query_string, v_empty) < 0) {
         goto fail;
