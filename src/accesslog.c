@@ -204,86 +204,84 @@ static void put_time(void)
     srv_buf_append(&out, text, len);
 }
 
+static void put_request_line(PyObject *env)
+{
+    put_env(env, k_method, 1);
+    srv_buf_append(&out, " ", 1);
+    put_env(env, k_raw_uri, 1);
+    srv_buf_append(&out, " ", 1);
+    put_env(env, k_protocol, 1);
+}
+
+/* %U: the raw target up to its query. */
+static void put_path(PyObject *env)
+{
+    Py_ssize_t len = 0;
+    const char *s = env_str(env, k_raw_uri, &len);
+    const char *q = s ? memchr(s, '?', (size_t)len) : NULL;
+    if (s)
+        put_escaped(s, q ? (size_t)(q - s) : (size_t)len);
+}
+
+/* %q: "?" and the query, or nothing. */
+static void put_query(PyObject *env)
+{
+    Py_ssize_t len = 0;
+    const char *s = env_str(env, k_query, &len);
+    if (s && len > 0) {
+        srv_buf_append(&out, "?", 1);
+        put_escaped(s, (size_t)len);
+    }
+}
+
+/* %R: the client's X-Request-ID, else one made up: pid and a counter. */
+static void put_request_id(PyObject *env)
+{
+    Py_ssize_t len = 0;
+    const char *s = env_str(env, k_request_id, &len);
+    if (s && len > 0) {
+        put_escaped(s, (size_t)len);
+    } else {
+        char num[64];
+        int n = snprintf(num, sizeof num, "%08x%08llx", (unsigned)getpid(), ++next_id);
+        srv_buf_append(&out, num, (size_t)n);
+    }
+}
+
+static void put_item(const item *it, const srv_access_entry *e)
+{
+    PyObject *env = e->environ;
+    switch (it->kind) {
+    case SRV_LOGFMT_TEXT: srv_buf_append(&out, it->text, it->len); break;
+    case SRV_LOGFMT_REMOTE: put_env(env, k_remote_addr, 1); break;
+    case SRV_LOGFMT_DASH: srv_buf_append(&out, "-", 1); break;
+    case SRV_LOGFMT_TIME: put_time(); break;
+    case SRV_LOGFMT_REQUEST_LINE: put_request_line(env); break;
+    case SRV_LOGFMT_STATUS: put_u64((unsigned)e->status); break;
+    case SRV_LOGFMT_BYTES_CLF:
+        if (e->body_bytes == 0)
+            srv_buf_append(&out, "-", 1);
+        else
+            put_u64(e->body_bytes);
+        break;
+    case SRV_LOGFMT_BYTES: put_u64(e->body_bytes); break;
+    case SRV_LOGFMT_MICROS: put_u64((unsigned long long)(e->seconds * 1e6)); break;
+    case SRV_LOGFMT_SECONDS: put_u64((unsigned long long)e->seconds); break;
+    case SRV_LOGFMT_PID: put_u64((unsigned long long)getpid()); break;
+    case SRV_LOGFMT_METHOD: put_env(env, k_method, 1); break;
+    case SRV_LOGFMT_PATH: put_path(env); break;
+    case SRV_LOGFMT_QUERY: put_query(env); break;
+    case SRV_LOGFMT_PROTOCOL: put_env(env, k_protocol, 1); break;
+    case SRV_LOGFMT_HEADER: put_env(env, it->key, 1); break;
+    case SRV_LOGFMT_REQUEST_ID: put_request_id(env); break;
+    }
+}
+
 void srv_access_log_write(const srv_access_entry *e)
 {
-    char num[64];
-    int n;
-    PyObject *env = e->environ;
     srv_buf_reserve(&out, 512);
-    for (size_t i = 0; i < nitems; i++) {
-        const item *it = &items[i];
-        switch (it->kind) {
-        case SRV_LOGFMT_TEXT: srv_buf_append(&out, it->text, it->len); break;
-        case SRV_LOGFMT_REMOTE: put_env(env, k_remote_addr, 1); break;
-        case SRV_LOGFMT_DASH: srv_buf_append(&out, "-", 1); break;
-        case SRV_LOGFMT_TIME: put_time(); break;
-        case SRV_LOGFMT_REQUEST_LINE:
-            put_env(env, k_method, 1);
-            srv_buf_append(&out, " ", 1);
-            put_env(env, k_raw_uri, 1);
-            srv_buf_append(&out, " ", 1);
-            put_env(env, k_protocol, 1);
-            break;
-        case SRV_LOGFMT_STATUS:
-            put_u64((unsigned)e->status);
-            break;
-        case SRV_LOGFMT_BYTES_CLF:
-        case SRV_LOGFMT_BYTES:
-            if (e->body_bytes == 0 && it->kind == SRV_LOGFMT_BYTES_CLF)
-                srv_buf_append(&out, "-", 1);
-            else
-                put_u64(e->body_bytes);
-            break;
-        case SRV_LOGFMT_MICROS:
-            put_u64((unsigned long long)(e->seconds * 1e6));
-            break;
-        case SRV_LOGFMT_SECONDS:
-            put_u64((unsigned long long)e->seconds);
-            break;
-        case SRV_LOGFMT_PID:
-            put_u64((unsigned long long)getpid());
-            break;
-        case SRV_LOGFMT_METHOD: put_env(env, k_method, 1); break;
-        case SRV_LOGFMT_PATH: {
-            Py_ssize_t len = 0;
-            const char *s = env_str(env, k_raw_uri, &len);
-            const char *q = s ? memchr(s, '?', (size_t)len) : NULL;
-            if (s)
-                put_escaped(s, q ? (size_t)(q - s) : (size_t)len);
-            break;
-        }
-        case SRV_LOGFMT_QUERY: {
-            Py_ssize_t len = 0;
-            const char *s = env_str(env, k_query, &len);
-            if (s && len > 0) {
-                srv_buf_append(&out, "?", 1);
-                put_escaped(s, (size_t)len);
-            }
-            break;
-        }
-        case SRV_LOGFMT_PROTOCOL: put_env(env, k_protocol, 1); break;
-        case SRV_LOGFMT_HEADER: {
-            Py_ssize_t len = 0;
-            const char *s = env_str(env, it->key, &len);
-            if (s && len > 0)
-                put_escaped(s, (size_t)len);
-            else
-                srv_buf_append(&out, "-", 1);
-            break;
-        }
-        case SRV_LOGFMT_REQUEST_ID: {
-            Py_ssize_t len = 0;
-            const char *s = env_str(env, k_request_id, &len);
-            if (s && len > 0) {
-                put_escaped(s, (size_t)len);
-            } else {
-                n = snprintf(num, sizeof num, "%08x%08llx", (unsigned)getpid(), ++next_id);
-                srv_buf_append(&out, num, (size_t)n);
-            }
-            break;
-        }
-        }
-    }
+    for (size_t i = 0; i < nitems; i++)
+        put_item(&items[i], e);
     srv_buf_append(&out, "\n", 1);
     if (out.len >= FLUSH_AT)
         srv_access_log_flush();
