@@ -1,8 +1,9 @@
 /*
  * accesslog.c - one line per request, in an Apache-style format.
  *
- * The format is compiled once into a list of items (literal text, or a
- * directive such as %h or %{User-Agent}i).  Values come from the request's
+ * The format is compiled once, by logfmt.c (pure code, unit-tested), into a
+ * list of items (literal text, or a directive such as %h or %{User-Agent}i);
+ * here each header item gets its interned environ key.  Values come from the request's
  * environ, which already holds REMOTE_ADDR after proxy headers were applied,
  * and from the response's status and byte count.  Request header values are
  * latin-1 str, whose bytes are written as they are; characters that could
@@ -18,129 +19,64 @@
 #include "srv/config.h"
 #include "srv/hub.h"
 #include "srv/log.h"
+#include "srv/logfmt.h"
 
-#include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
-#include <strings.h>
 #include <time.h>
 #include <unistd.h>
 
 #define FLUSH_AT (64 * 1024)
 #define FLUSH_INTERVAL 1.0
 
-enum item_kind {
-    IT_TEXT, IT_REMOTE, IT_DASH, IT_TIME, IT_REQUEST_LINE, IT_STATUS, IT_BYTES_CLF,
-    IT_BYTES, IT_MICROS, IT_SECONDS, IT_PID, IT_METHOD, IT_PATH, IT_QUERY, IT_PROTOCOL,
-    IT_HEADER, IT_REQUEST_ID,
-};
-
+/* A compiled item (logfmt.h) with the Python key a header item looks up. */
 typedef struct item {
-    int kind;
-    char *text;          /* IT_TEXT */
+    int kind;            /* enum srv_logfmt_kind */
+    const char *text;    /* SRV_LOGFMT_TEXT: in fmt's items */
     size_t len;
-    PyObject *key;       /* IT_HEADER: the environ key, owned */
+    PyObject *key;       /* SRV_LOGFMT_HEADER: the environ key, owned */
 } item;
 
 int srv_access_log_enabled;
 
+static srv_logfmt fmt;   /* kept for the process: items' text points into it */
 static item *items;
-static int nitems;
+static size_t nitems;
 static int fd = -1;
 static srv_buf out;
 static ev_timer flush_timer;
 static unsigned long long next_id;
 static PyObject *k_remote_addr, *k_method, *k_raw_uri, *k_protocol, *k_query, *k_request_id;
 
-static int add_item(int kind, const char *text, size_t len, PyObject *key)
+/* Compiles the format (logfmt.c) and interns its header keys. */
+static int compile(const char *format)
 {
-    item *p = realloc(items, sizeof *items * (size_t)(nitems + 1));
-    if (p == NULL)
+    srv_logfmt_error err;
+    if (srv_logfmt_compile(format, &fmt, &err) < 0) {
+        fprintf(stderr, "srv: error: --access-log-format: %s\n", err.msg);
         return -1;
-    items = p;
-    items[nitems].kind = kind;
-    items[nitems].text = text ? strndup(text, len) : NULL;
-    items[nitems].len = len;
-    items[nitems].key = key;
-    nitems++;
-    return 0;
-}
-
-/* "%{User-Agent}i" -> environ key "HTTP_USER_AGENT". */
-static PyObject *header_key(const char *name, size_t n)
-{
-    char buf[256];
-    if (n + 6 > sizeof buf)
-        return NULL;
-    size_t o = 0;
-    if (!(n == 12 && strncasecmp(name, "content-type", 12) == 0)
-        && !(n == 14 && strncasecmp(name, "content-length", 14) == 0)) {
-        memcpy(buf, "HTTP_", 5);
-        o = 5;
     }
-    for (size_t i = 0; i < n; i++)
-        buf[o++] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-    return PyUnicode_InternFromString((buf[o] = '\0', buf));
-}
-
-static int compile(const char *fmt)
-{
-    const char *p = fmt;
-    while (*p) {
-        const char *pct = strchr(p, '%');
-        if (pct == NULL) {
-            return add_item(IT_TEXT, p, strlen(p), NULL);
-        }
-        if (pct > p && add_item(IT_TEXT, p, (size_t)(pct - p), NULL) < 0)
-            return -1;
-        p = pct + 1;
-        if (*p == '>')
-            p++;
-        if (*p == '{') {
-            const char *close = strchr(p, '}');
-            if (close == NULL || close[1] != 'i') {
-                fprintf(stderr, "srv: error: --access-log-format: only %%{Header}i takes a name\n");
-                return -1;
-            }
-            PyObject *key = header_key(p + 1, (size_t)(close - p - 1));
-            if (key == NULL || add_item(IT_HEADER, NULL, 0, key) < 0)
-                return -1;
-            p = close + 2;
-            continue;
-        }
-        int kind;
-        switch (*p) {
-        case 'h': kind = IT_REMOTE; break;
-        case 'l': case 'u': kind = IT_DASH; break;
-        case 't': kind = IT_TIME; break;
-        case 'r': kind = IT_REQUEST_LINE; break;
-        case 's': kind = IT_STATUS; break;
-        case 'b': kind = IT_BYTES_CLF; break;
-        case 'B': kind = IT_BYTES; break;
-        case 'D': kind = IT_MICROS; break;
-        case 'T': kind = IT_SECONDS; break;
-        case 'P': kind = IT_PID; break;
-        case 'm': kind = IT_METHOD; break;
-        case 'U': kind = IT_PATH; break;
-        case 'q': kind = IT_QUERY; break;
-        case 'H': kind = IT_PROTOCOL; break;
-        case 'R': kind = IT_REQUEST_ID; break;
-        case '%':
-            if (add_item(IT_TEXT, "%", 1, NULL) < 0)
-                return -1;
-            p++;
-            continue;
-        default:
-            fprintf(stderr, "srv: error: --access-log-format: unknown directive '%%%c'\n",
-                    *p ? *p : ' ');
-            return -1;
-        }
-        if (add_item(kind, NULL, 0, NULL) < 0)
-            return -1;
-        p++;
+    items = calloc(fmt.n ? fmt.n : 1, sizeof *items);
+    if (items == NULL) {
+        fprintf(stderr, "srv: error: --access-log-format: out of memory\n");
+        return -1;
     }
+    for (size_t i = 0; i < fmt.n; i++) {
+        const srv_logfmt_item *f = &fmt.items[i];
+        items[i].kind = f->kind;
+        items[i].text = f->text;
+        items[i].len = f->len;
+        if (f->kind == SRV_LOGFMT_HEADER
+            && (items[i].key = PyUnicode_InternFromString(f->text)) == NULL) {
+            fprintf(stderr, "srv: error: --access-log-format: a %%{Header}i name is not UTF-8\n");
+            PyErr_Clear();
+            return -1;
+        }
+    }
+    nitems = fmt.n;
     return 0;
 }
 
@@ -268,86 +204,84 @@ static void put_time(void)
     srv_buf_append(&out, text, len);
 }
 
+static void put_request_line(PyObject *env)
+{
+    put_env(env, k_method, 1);
+    srv_buf_append(&out, " ", 1);
+    put_env(env, k_raw_uri, 1);
+    srv_buf_append(&out, " ", 1);
+    put_env(env, k_protocol, 1);
+}
+
+/* %U: the raw target up to its query. */
+static void put_path(PyObject *env)
+{
+    Py_ssize_t len = 0;
+    const char *s = env_str(env, k_raw_uri, &len);
+    const char *q = s ? memchr(s, '?', (size_t)len) : NULL;
+    if (s)
+        put_escaped(s, q ? (size_t)(q - s) : (size_t)len);
+}
+
+/* %q: "?" and the query, or nothing. */
+static void put_query(PyObject *env)
+{
+    Py_ssize_t len = 0;
+    const char *s = env_str(env, k_query, &len);
+    if (s && len > 0) {
+        srv_buf_append(&out, "?", 1);
+        put_escaped(s, (size_t)len);
+    }
+}
+
+/* %R: the client's X-Request-ID, else one made up: pid and a counter. */
+static void put_request_id(PyObject *env)
+{
+    Py_ssize_t len = 0;
+    const char *s = env_str(env, k_request_id, &len);
+    if (s && len > 0) {
+        put_escaped(s, (size_t)len);
+    } else {
+        char num[64];
+        int n = snprintf(num, sizeof num, "%08x%08llx", (unsigned)getpid(), ++next_id);
+        srv_buf_append(&out, num, (size_t)n);
+    }
+}
+
+static void put_item(const item *it, const srv_access_entry *e)
+{
+    PyObject *env = e->environ;
+    switch (it->kind) {
+    case SRV_LOGFMT_TEXT: srv_buf_append(&out, it->text, it->len); break;
+    case SRV_LOGFMT_REMOTE: put_env(env, k_remote_addr, 1); break;
+    case SRV_LOGFMT_DASH: srv_buf_append(&out, "-", 1); break;
+    case SRV_LOGFMT_TIME: put_time(); break;
+    case SRV_LOGFMT_REQUEST_LINE: put_request_line(env); break;
+    case SRV_LOGFMT_STATUS: put_u64((unsigned)e->status); break;
+    case SRV_LOGFMT_BYTES_CLF:
+        if (e->body_bytes == 0)
+            srv_buf_append(&out, "-", 1);
+        else
+            put_u64(e->body_bytes);
+        break;
+    case SRV_LOGFMT_BYTES: put_u64(e->body_bytes); break;
+    case SRV_LOGFMT_MICROS: put_u64((unsigned long long)(e->seconds * 1e6)); break;
+    case SRV_LOGFMT_SECONDS: put_u64((unsigned long long)e->seconds); break;
+    case SRV_LOGFMT_PID: put_u64((unsigned long long)getpid()); break;
+    case SRV_LOGFMT_METHOD: put_env(env, k_method, 1); break;
+    case SRV_LOGFMT_PATH: put_path(env); break;
+    case SRV_LOGFMT_QUERY: put_query(env); break;
+    case SRV_LOGFMT_PROTOCOL: put_env(env, k_protocol, 1); break;
+    case SRV_LOGFMT_HEADER: put_env(env, it->key, 1); break;
+    case SRV_LOGFMT_REQUEST_ID: put_request_id(env); break;
+    }
+}
+
 void srv_access_log_write(const srv_access_entry *e)
 {
-    char num[64];
-    int n;
-    PyObject *env = e->environ;
     srv_buf_reserve(&out, 512);
-    for (int i = 0; i < nitems; i++) {
-        const item *it = &items[i];
-        switch (it->kind) {
-        case IT_TEXT: srv_buf_append(&out, it->text, it->len); break;
-        case IT_REMOTE: put_env(env, k_remote_addr, 1); break;
-        case IT_DASH: srv_buf_append(&out, "-", 1); break;
-        case IT_TIME: put_time(); break;
-        case IT_REQUEST_LINE:
-            put_env(env, k_method, 1);
-            srv_buf_append(&out, " ", 1);
-            put_env(env, k_raw_uri, 1);
-            srv_buf_append(&out, " ", 1);
-            put_env(env, k_protocol, 1);
-            break;
-        case IT_STATUS:
-            put_u64((unsigned)e->status);
-            break;
-        case IT_BYTES_CLF:
-        case IT_BYTES:
-            if (e->body_bytes == 0 && it->kind == IT_BYTES_CLF)
-                srv_buf_append(&out, "-", 1);
-            else
-                put_u64(e->body_bytes);
-            break;
-        case IT_MICROS:
-            put_u64((unsigned long long)(e->seconds * 1e6));
-            break;
-        case IT_SECONDS:
-            put_u64((unsigned long long)e->seconds);
-            break;
-        case IT_PID:
-            put_u64((unsigned long long)getpid());
-            break;
-        case IT_METHOD: put_env(env, k_method, 1); break;
-        case IT_PATH: {
-            Py_ssize_t len = 0;
-            const char *s = env_str(env, k_raw_uri, &len);
-            const char *q = s ? memchr(s, '?', (size_t)len) : NULL;
-            if (s)
-                put_escaped(s, q ? (size_t)(q - s) : (size_t)len);
-            break;
-        }
-        case IT_QUERY: {
-            Py_ssize_t len = 0;
-            const char *s = env_str(env, k_query, &len);
-            if (s && len > 0) {
-                srv_buf_append(&out, "?", 1);
-                put_escaped(s, (size_t)len);
-            }
-            break;
-        }
-        case IT_PROTOCOL: put_env(env, k_protocol, 1); break;
-        case IT_HEADER: {
-            Py_ssize_t len = 0;
-            const char *s = env_str(env, it->key, &len);
-            if (s && len > 0)
-                put_escaped(s, (size_t)len);
-            else
-                srv_buf_append(&out, "-", 1);
-            break;
-        }
-        case IT_REQUEST_ID: {
-            Py_ssize_t len = 0;
-            const char *s = env_str(env, k_request_id, &len);
-            if (s && len > 0) {
-                put_escaped(s, (size_t)len);
-            } else {
-                n = snprintf(num, sizeof num, "%08x%08llx", (unsigned)getpid(), ++next_id);
-                srv_buf_append(&out, num, (size_t)n);
-            }
-            break;
-        }
-        }
-    }
+    for (size_t i = 0; i < nitems; i++)
+        put_item(&items[i], e);
     srv_buf_append(&out, "\n", 1);
     if (out.len >= FLUSH_AT)
         srv_access_log_flush();

@@ -4,9 +4,10 @@
  * A per-listener template dict holds the keys that never change (and
  * placeholders for those every request sets); a request's environ is a
  * PyDict_Copy() of it plus the request's keys: the method, the target split
- * by reqline.c into PATH_INFO (percent-decoded, latin-1) and QUERY_STRING,
- * the peer, the headers as HTTP_* keys (made from a small cache of interned
- * key strings, so that common headers create none), and what trusted
+ * by reqline.c and pathinfo.c into PATH_INFO (percent-decoded, latin-1) and
+ * QUERY_STRING, the peer, the headers as HTTP_* keys (hdrkey.c maps the
+ * names; a small cache of interned key strings means that common headers
+ * create none), and what trusted
  * proxies say (X-Forwarded-For/-Proto, Forwarded).  The access-log line of
  * a request srv refused itself is built here too, from what of its head
  * was parsed.
@@ -19,14 +20,15 @@
 #include "srv/config.h"
 #include "srv/conn.h"
 #include "srv/filewrap.h"
+#include "srv/hdrkey.h"
 #include "srv/input.h"
 #include "srv/log.h"
 #include "srv/loop.h"
+#include "srv/pathinfo.h"
 #include "srv/proxy.h"
 #include "srv/reqline.h"
 
 #include <arpa/inet.h>
-#include <ctype.h>
 #include <netinet/in.h>
 #include <stddef.h>
 #include <stdlib.h>
@@ -68,25 +70,12 @@ static uint32_t fnv1a(const char *p, size_t n)
     return h;
 }
 
-/* A new reference to the environ key for header `name`. */
-static PyObject *header_key(const char *name, size_t len)
+/* A new reference to the interned key key[0..len) (HTTP_*), from the cache
+ * (short keys, while it has room) or a str of its own. */
+static PyObject *cached_key(const char *buf, size_t len)
 {
-    char buf[KEY_NAME_MAX];
-    if (len + 5 > sizeof buf) {
-        char *big = malloc(len + 5);
-        if (big == NULL)
-            return PyErr_NoMemory();
-        memcpy(big, "HTTP_", 5);
-        for (size_t i = 0; i < len; i++)
-            big[5 + i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-        PyObject *k = PyUnicode_DecodeLatin1(big, (Py_ssize_t)(len + 5), NULL);
-        free(big);
-        return k;
-    }
-    memcpy(buf, "HTTP_", 5);
-    for (size_t i = 0; i < len; i++)
-        buf[5 + i] = name[i] == '-' ? '_' : (char)toupper((unsigned char)name[i]);
-    len += 5;
+    if (len > KEY_NAME_MAX)
+        return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
     uint32_t h = fnv1a(buf, len);
     for (uint32_t i = 0; i < KEY_CACHE_SLOTS; i++) {
         key_slot *s = &key_cache[(h + i) & (KEY_CACHE_SLOTS - 1)];
@@ -111,38 +100,40 @@ static PyObject *header_key(const char *name, size_t len)
     return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
 }
 
-/* ---- environ ------------------------------------------------------------- */
-
-static int hexval(int ch)
+/* A new reference to the environ key of header name[0..len) (hdrkey.c
+ * maps it); NULL with an exception, or NULL without one for a field that
+ * the environ drops. */
+static PyObject *header_key(const char *name, size_t len)
 {
-    if (ch >= '0' && ch <= '9') return ch - '0';
-    if (ch >= 'a' && ch <= 'f') return ch - 'a' + 10;
-    if (ch >= 'A' && ch <= 'F') return ch - 'A' + 10;
-    return -1;
+    char stackbuf[KEY_NAME_MAX];
+    char *buf = stackbuf;
+    if (SRV_HDRKEY_MAX(len) > sizeof stackbuf && (buf = malloc(SRV_HDRKEY_MAX(len))) == NULL)
+        return PyErr_NoMemory();
+    size_t klen;
+    PyObject *key = NULL;
+    switch (srv_hdrkey_make(name, len, buf, &klen)) {
+    case SRV_HDRKEY_CONTENT_TYPE: key = Py_NewRef(k_content_type); break;
+    case SRV_HDRKEY_CONTENT_LENGTH: key = Py_NewRef(k_content_length); break;
+    case SRV_HDRKEY_HTTP: key = cached_key(buf, klen); break;
+    case SRV_HDRKEY_DROP: break;   /* could spoof a '-' field: dropped, as nginx does */
+    }
+    if (buf != stackbuf)
+        free(buf);
+    return key;
 }
+
+/* ---- environ ------------------------------------------------------------- */
 
 /* PATH_INFO: the percent-decoded path, as a latin-1 str (PEP 3333). */
 static PyObject *decode_path(const char *p, size_t n)
 {
-    const char *pct = memchr(p, '%', n);
-    if (pct == NULL)
+    if (memchr(p, '%', n) == NULL)
         return PyUnicode_DecodeLatin1(p, (Py_ssize_t)n, NULL);
-    char stackbuf[1024] = "";
+    char stackbuf[1024];
     char *out = n <= sizeof stackbuf ? stackbuf : malloc(n);
     if (out == NULL)
         return PyErr_NoMemory();
-    size_t o = 0;
-    for (size_t i = 0; i < n; i++) {
-        int hi, lo;
-        if (p[i] == '%' && i + 2 < n
-            && (hi = hexval((unsigned char)p[i + 1])) >= 0
-            && (lo = hexval((unsigned char)p[i + 2])) >= 0) {
-            out[o++] = (char)(hi * 16 + lo);
-            i += 2;
-        } else {
-            out[o++] = p[i];
-        }
-    }
+    size_t o = srv_pathinfo_decode(p, n, out);
     PyObject *s = PyUnicode_DecodeLatin1(out, (Py_ssize_t)o, NULL);
     if (out != stackbuf)
         free(out);
@@ -202,20 +193,9 @@ static int set_remote(srv_conn *c, PyObject *env)
 /* Adds one request header, joining repeats with "," ("; " for Cookie). */
 static int add_header(PyObject *env, const char *name, size_t nlen, const char *val, size_t vlen)
 {
-    if (memchr(name, '_', nlen))
-        return 0;   /* could spoof a '-' header: dropped, as nginx does */
-    PyObject *key;
-    if (nlen == 12 && strncasecmp(name, "content-type", 12) == 0) {
-        key = k_content_type;
-        Py_INCREF(key);
-    } else if (nlen == 14 && strncasecmp(name, "content-length", 14) == 0) {
-        key = k_content_length;
-        Py_INCREF(key);
-    } else {
-        key = header_key(name, nlen);
-        if (key == NULL)
-            return -1;
-    }
+    PyObject *key = header_key(name, nlen);
+    if (key == NULL)
+        return PyErr_Occurred() ? -1 : 0;
     PyObject *v = PyUnicode_DecodeLatin1(val, (Py_ssize_t)vlen, NULL);
     if (v == NULL) {
         Py_DECREF(key);
@@ -226,8 +206,8 @@ static int add_header(PyObject *env, const char *name, size_t nlen, const char *
     if (old == NULL) {
         rc = -1;
     } else if (old != v) {
-        const char *sep = (nlen == 6 && strncasecmp(name, "cookie", 6) == 0) ? "; " : ",";
-        PyObject *joined = PyUnicode_FromFormat("%U%s%U", old, sep, v);
+        PyObject *joined = PyUnicode_FromFormat("%U%s%U", old,
+                                                srv_hdrkey_separator(name, nlen), v);
         rc = joined ? PyDict_SetItem(env, key, joined) : -1;
         Py_XDECREF(joined);
     }
@@ -407,19 +387,16 @@ PyObject *srv_environ_build(srv_conn *c, PyObject **input)
      * authority here, and its authority stands for Host below. */
     const char *path = base + req->path.off;
     size_t plen = req->path.len;
-    const char *hash = memchr(path, '#', plen);
-    if (hash)
-        plen = (size_t)(hash - path);
-    const char *qmark = memchr(path, '?', plen);
-    size_t path_len = qmark ? (size_t)(qmark - path) : plen;
-    PyObject *path_info = decode_path(path, path_len);
+    srv_pathinfo_parts parts;
+    srv_pathinfo_split(path, plen, &parts);
+    PyObject *path_info = decode_path(path, parts.path_len);
     if (path_info == NULL || PyDict_SetItem(env, k_path_info, path_info) < 0) {
         Py_XDECREF(path_info);
         goto fail;
     }
     Py_DECREF(path_info);
-    if (qmark) {
-        if (set_latin1(env, k_query_string, qmark + 1, plen - path_len - 1) < 0)
+    if (parts.query) {
+        if (set_latin1(env, k_query_string, parts.query, parts.query_len) < 0)
             goto fail;
     } else if (PyDict_SetItem(env, k_query_string, v_empty) < 0) {
         goto fail;

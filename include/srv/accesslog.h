@@ -1,10 +1,11 @@
 /*
  * accesslog.h - the access log (--access-log, --access-log-format).
  *
- * Owns the compiled Apache-style format, one line per request built from
- * the request's environ and its response, and the buffering that keeps log
- * writes off the loop's critical path: lines collect in memory and are
- * written in batches (when the buffer fills, once a second, and at exit).
+ * Owns the compiled Apache-style format (its syntax is logfmt.c's), one
+ * line per request built from the request's environ and its response, and
+ * the buffering that keeps log writes off the loop's critical path: lines
+ * collect in memory and are written in batches (when the buffer fills, once
+ * a second, and at exit).
  */
 #ifndef SRV_ACCESSLOG_H
 #define SRV_ACCESSLOG_H

@@ -2,9 +2,10 @@
  * environ.h - building each request's environ (PEP 3333).
  *
  * Owns the interned environ keys, the per-listener template, the cache of
- * HTTP_* key strings, PATH_INFO's decoding, the peer's address, trusted
- * proxy headers, and the access-log line of requests srv refused itself
- * (installed as http1.c's srv_http1_on_refused).
+ * HTTP_* key strings (their bytes are hdrkey.c's), PATH_INFO and
+ * QUERY_STRING as str (their bytes are pathinfo.c's), the peer's address,
+ * trusted proxy headers, and the access-log line of requests srv refused
+ * itself (installed as http1.c's srv_http1_on_refused).
  */
 #ifndef SRV_ENVIRON_H
 #define SRV_ENVIRON_H
