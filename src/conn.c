@@ -23,6 +23,7 @@
 #include "srv/loop.h"
 #include "srv/metrics.h"
 #include "srv/sched.h"
+#include "srv/sockio.h"
 
 #include <errno.h>
 #include <limits.h>
@@ -188,10 +189,7 @@ int srv_conn_prepare_read(srv_conn *c)
 
 ssize_t srv_conn_recv(srv_conn *c, void *buf, size_t len)
 {
-    ssize_t n;
-    do {
-        n = recv(c->fd, buf, len, 0);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = srv_sock_recv(c->fd, buf, len);
     if (n > 0)
         srv_my_metrics->received_bytes += (uint64_t)n;
     return n;
@@ -199,13 +197,7 @@ ssize_t srv_conn_recv(srv_conn *c, void *buf, size_t len)
 
 ssize_t srv_conn_send(srv_conn *c, const struct iovec *iov, int iovcnt)
 {
-    struct msghdr msg = {0};
-    msg.msg_iov = (struct iovec *)iov;
-    msg.msg_iovlen = (size_t)(iovcnt > IOV_MAX ? IOV_MAX : iovcnt);
-    ssize_t n;
-    do {
-        n = sendmsg(c->fd, &msg, MSG_NOSIGNAL);
-    } while (n < 0 && errno == EINTR);
+    ssize_t n = srv_sock_send(c->fd, iov, iovcnt);
     if (n > 0)
         srv_my_metrics->sent_bytes += (uint64_t)n;
     return n;
