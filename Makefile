@@ -94,8 +94,10 @@ test-asan: deps
 	    PYTEST_ADDOPTS="-k 'not test_stalled_readers_do_not_block_others'" \
 	    ctest --output-on-failure -j $(JOBS)
 
-test-valgrind: build
-	sh tests/valgrind/run.sh
+test-valgrind: deps
+	cmake -S . -B build-valgrind -DSRV_PYTHON=$(PY) -DSRV_STATIC_PYTHON=OFF
+	cmake --build build-valgrind -j $(JOBS) --target srv
+	SRV_BIN=$(abspath build-valgrind)/srv sh tests/valgrind/run.sh
 
 bench: build
 	sh bench/hello.sh
@@ -118,4 +120,4 @@ deb: deps
 	cd build-deb && cpack -G DEB
 
 clean:
-	rm -rf $(BUILD) build-asan build-deb $(VENV)
+	rm -rf $(BUILD) build-asan build-deb build-valgrind build-werror $(VENV)
