@@ -28,7 +28,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/sendfile.h>
@@ -103,11 +102,7 @@ srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer
             return NULL;
         }
     }
-    if (l->family != AF_UNIX) {
-        int one = 1;
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    }
-    c->fd = fd;
+    c->fd = fd;   /* TCP_NODELAY comes from the listener (srv_loop_start) */
     c->listener = l;
     if (peer_len > sizeof c->peer)
         peer_len = sizeof c->peer;

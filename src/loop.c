@@ -197,6 +197,16 @@ fail:
 /* Binds a TCP socket, and listens unless `reuse_port` (then the master only
  * holds the port: each worker listens on a socket of its own, see
  * srv_listeners_reuse_port). */
+/* Responses go out whole, in one write: no Nagle delay.  Linux gives an
+ * accepted socket the listener's TCP_NODELAY as its SYN arrives, so it is
+ * set on the listener before listen(), and no setsockopt is needed per
+ * connection. */
+static void set_nodelay(int fd)
+{
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
 static int open_tcp(const char *addr, int reuse_port, char *err, size_t errlen)
 {
     char host[256], port[16];
@@ -220,6 +230,7 @@ static int open_tcp(const char *addr, int reuse_port, char *err, size_t errlen)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
     if (res->ai_family == AF_INET6)
         setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+    set_nodelay(fd);
     if (bind(fd, res->ai_addr, res->ai_addrlen) < 0)
         SOCK_FAIL("%s: %s", addr, errno == EADDRINUSE ? "address already in use" : strerror(errno));
     if (!reuse_port && listen(fd, srv_cfg.backlog) < 0)
@@ -298,6 +309,8 @@ static int take_systemd_sockets(void)
         srv_listener *l = add_listener();
         l->fd = fd;
         l->name = describe(fd, &l->family);
+        if (l->family != AF_UNIX)
+            set_nodelay(fd);   /* connections already queued miss it */
     }
     return (int)n;
 }
@@ -331,6 +344,7 @@ int srv_listeners_reuse_port(void)
         setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof one);
         if (l->family == AF_INET6)
             setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof one);
+        set_nodelay(fd);
         if (bind(fd, (struct sockaddr *)&ss, len) < 0 || listen(fd, srv_cfg.backlog) < 0) {
             srv_error("--reuse-port: %s: %s", l->name, strerror(errno));
             close(fd);

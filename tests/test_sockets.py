@@ -332,3 +332,27 @@ def test_listen_pid_of_another_process_is_ignored(server_factory):
     be used: srv listens on its --bind."""
     s = server_factory(PROD_APP, env={"LISTEN_FDS": "1", "LISTEN_PID": "1"})
     assert s.get_json("/info")["ppid"] == s.pid
+
+
+def test_streamed_chunks_are_not_held_back_by_nagle(server_factory):
+    """Accepted TCP sockets have TCP_NODELAY (set once on the listener, which
+    Linux passes on): a response streamed in small chunks, one write each,
+    is not held back waiting for the client's delayed ACK (40 ms or more
+    per response with Nagle's algorithm on).  30 such responses on one
+    keep-alive connection would take well over a second with it."""
+    import http.client
+    import time
+    s = server_factory("routes:app")
+    c = http.client.HTTPConnection(s.host, s.port, timeout=10)
+    try:
+        c.request("GET", "/gen?n=4&size=10")
+        c.getresponse().read()
+        t0 = time.monotonic()
+        for _ in range(30):
+            c.request("GET", "/gen?n=4&size=10")
+            r = c.getresponse()
+            assert r.status == 200 and len(r.read()) == 40
+        took = time.monotonic() - t0
+    finally:
+        c.close()
+    assert took < 0.6, "30 streamed responses took %.2f s: Nagle delays?" % took
