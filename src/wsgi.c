@@ -100,16 +100,19 @@ static srv_exchange *exchange_of(srv_conn *c)
     return x;
 }
 
-/* The app's part: called with environ and start_response, its result sent
- * (or, for a WebSocket, run through).  Returns 0, or -1 when it failed,
+/* The app's part: called with *environ and start_response, its result
+ * sent (or, for a WebSocket, run through).  *environ is let go after the
+ * call unless the access log needs it.  Returns 0, or -1 when it failed,
  * with the exception logged, or cleared; *killed: the greenlet is being
  * killed (GreenletExit). */
-static int run_app(srv_conn *c, PyObject *environ, PyObject *start_response, int ws_offered,
+static int run_app(srv_conn *c, PyObject **environ, PyObject *start_response, int ws_offered,
                    int *killed)
 {
     int failed = 0;
-    PyObject *argv[2] = {environ, start_response};
+    PyObject *argv[2] = {*environ, start_response};
     PyObject *result = PyObject_Vectorcall(app, argv, 2, NULL);
+    if (!srv_access_log_enabled)
+        Py_CLEAR(*environ);   /* only the access log needs it after the call */
     int took = ws_offered ? srv_ws_end(c, result == NULL) : 0;
     if (took != 0) {
         /* The response was the WebSocket.  Like gevent-websocket, run the
@@ -181,17 +184,17 @@ static int handle_request(srv_conn *c)
         int ws_offered = prepare_app(c, environ, &start_response, &failed);
         if (ws_offered >= 0) {
             srv_response_deadline_start(x->resp);
-            failed = run_app(c, environ, start_response, ws_offered, &killed) < 0;
+            failed = run_app(c, &environ, start_response, ws_offered, &killed) < 0;
             srv_response_deadline_stop(x->resp);
         }
     }
     srv_response_finish(c, failed && !killed);
-    if (environ) {
+    if (environ && srv_access_log_enabled) {
         srv_access_entry e = {environ, srv_response_status_sent(x->resp),
                               srv_response_body_sent(x->resp), srv_monotonic() - started};
         srv_access_log_write(&e);
-        Py_DECREF(environ);
     }
+    Py_XDECREF(environ);
     srv_metrics_request_end(srv_response_status_sent(x->resp), metrics_began);
     int keep = srv_response_keep_alive(c) && !killed;
     if (keep && !c->req.message_done)
