@@ -134,6 +134,24 @@ def test_call_later_fires_after_the_response(aio):
         assert f.read() == "fired"
 
 
+def test_busy_asyncio_loop_does_not_starve_requests(aio):
+    # A task that always has a callback ready (await asyncio.sleep(0) in a
+    # loop) keeps the asyncio loop's select(0) answered at once for a few
+    # turns only: srv's loop still gets its turn, and plain requests are
+    # answered while the task runs, not after it.
+    name = "busy-%d" % time.monotonic_ns()
+    assert get_json(aio.port, "/busy?s=3&name=" + name) == "busy"
+    path = aio.state_path(name)
+    for _ in range(5):
+        t0 = time.monotonic()
+        assert get_json(aio.port, "/") == "hello"
+        assert time.monotonic() - t0 < 1.0, "a plain request waited for the busy task"
+    assert not os.path.exists(path), "the busy task ended before the requests were answered"
+    assert wait_for(lambda: os.path.exists(path), 10), "the busy task never ended"
+    with open(path) as f:
+        assert int(f.read()) > 100   # and it did run meanwhile
+
+
 @pytest.mark.parametrize("mode", MODES)
 def test_call_later_wakes_an_idle_loop(server_factory, mode):
     # The asyncio loop idles in select() with no timeout: a call_later (or

@@ -120,6 +120,17 @@ async def small():
     return "ok"
 
 
+async def busy(name, seconds):
+    """Always has work: every step ends with a callback ready to run."""
+    loop = asyncio.get_running_loop()
+    end = loop.time() + seconds
+    steps = 0
+    while loop.time() < end:
+        await asyncio.sleep(0)
+        steps += 1
+    mark(name, str(steps))
+
+
 def route(path, q):
     loop = srv.get_event_loop()
     if path == "/leak":
@@ -246,6 +257,9 @@ def route(path, q):
         loop.call_later(600, lambda: None)
         loop.create_task(asyncio.sleep(600))
         return "idle"
+    if path == "/busy":
+        loop.create_task(busy(q["name"], float(q.get("s", "2"))))
+        return "busy"
     if path == "/tasks":
         return {"tasks": len(asyncio.all_tasks(loop))}
     if path == "/aiohttp":
