@@ -44,7 +44,6 @@ typedef struct selector {
     unsigned kicked:1;      /* the timer is armed to fire at once */
     unsigned closed:1;
     int restarts;           /* greenlets started since the last select() */
-    int quick_turns;        /* select(0)s answered without a turn of srv's loop */
 } selector;
 
 /* aio.c: the state of srv's asyncio loop in this worker */

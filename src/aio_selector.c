@@ -367,25 +367,6 @@ static int wait_in_greenlet(selector *s, double timeout)
     return rc;
 }
 
-/* select(0) means asyncio has callbacks ready to run (a task step whose
- * future just resolved, a done callback): a turn of srv's whole loop in
- * between would cost every awaiting request one more iteration of latency.
- * So a few select(0)s in a row return what has been seen at once; then one
- * real turn lets srv's loop (other requests, new I/O) run, so that an
- * asyncio loop that always has work (await asyncio.sleep(0) in a loop)
- * never starves it. */
-#define QUICK_TURNS_MAX 8
-
-static int answer_at_once(selector *s, double timeout)
-{
-    if (timeout != 0 || s->inplace || s->quick_turns >= QUICK_TURNS_MAX) {
-        s->quick_turns = 0;
-        return 0;
-    }
-    s->quick_turns++;
-    return 1;
-}
-
 static PyObject *sel_select(selector *s, PyObject *args, PyObject *kw)
 {
     static char *names[] = {"timeout", NULL};
@@ -400,7 +381,7 @@ static PyObject *sel_select(selector *s, PyObject *args, PyObject *kw)
         if (timeout < 0)
             timeout = 0;
     }
-    if (s->nready == 0 && !answer_at_once(s, timeout)) {
+    if (s->nready == 0) {
         int rc;
         if (s->inplace)
             rc = wait_in_place(s, timeout);
