@@ -136,9 +136,8 @@ def test_call_later_fires_after_the_response(aio):
 
 def test_busy_asyncio_loop_does_not_starve_requests(aio):
     # A task that always has a callback ready (await asyncio.sleep(0) in a
-    # loop) keeps the asyncio loop's select(0) answered at once for a few
-    # turns only: srv's loop still gets its turn, and plain requests are
-    # answered while the task runs, not after it.
+    # loop): each select(0) of the asyncio loop still gives srv's loop a
+    # turn, so plain requests are answered while the task runs, not after.
     name = "busy-%d" % time.monotonic_ns()
     assert get_json(aio.port, "/busy?s=3&name=" + name) == "busy"
     path = aio.state_path(name)
