@@ -132,7 +132,7 @@ srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer
 
 void srv_conn_close(srv_conn *c)
 {
-    if (c->handler)
+    if (c->handler && c->handler->on_close)
         c->handler->on_close(c);
     ev_io_stop(srv_loop, &c->rio);
     ev_io_stop(srv_loop, &c->wio);
@@ -438,14 +438,6 @@ void srv_conn_consumed(srv_conn *c, size_t pos)
     }
 }
 
-void srv_conn_head_taken(srv_conn *c)
-{
-    if (c->rpos == c->rbuf.len) {
-        srv_buf_release(&c->rbuf);
-        c->rpos = 0;
-    }
-}
-
 void srv_conn_next_request(srv_conn *c)
 {
     c->requests_served++;
@@ -525,7 +517,7 @@ int srv_conn_close_idle(double min_idle)
         srv_conn *next = c->next;
         if (c->state == SRV_CONN_READING && !c->req.head_live && now - c->last_active >= min_idle)
             srv_conn_close(c);
-        else if (c->state == SRV_CONN_UPGRADED)
+        else if (c->state == SRV_CONN_UPGRADED && c->handler->on_going_away)
             c->handler->on_going_away(c);   /* a WebSocket: close 1001 */
         c = next;
     }

@@ -143,20 +143,10 @@ static void http1_on_timeout(srv_conn *c)
     srv_conn_close(c);   /* idle */
 }
 
-static void http1_on_going_away(srv_conn *c)
-{
-    (void)c;   /* conn.c closes idle connections itself (srv_conn_close_idle) */
-}
-
-static void http1_on_close(srv_conn *c)
-{
-    (void)c;   /* nothing of ours on it */
-}
-
 const srv_conn_handler srv_http1_handler = {
     .on_io = http1_on_io,
     .deadline = http1_deadline,
     .on_timeout = http1_on_timeout,
-    .on_going_away = http1_on_going_away,
-    .on_close = http1_on_close,
+    /* No on_going_away: srv_conn_close_idle closes idle READING
+     * connections itself.  No on_close: nothing of ours is on c. */
 };

@@ -14,9 +14,9 @@
 #include "srv/response.h"
 #include "srv/wsgi.h"
 
-#define DRAIN_MAX (1u << 20)
-
 #include <string.h>
+
+#define DRAIN_MAX (1u << 20)   /* srv_input_drain reads at most this much */
 
 typedef struct {
     PyObject_HEAD
@@ -34,7 +34,7 @@ static size_t avail(const srv_request *req)
 static int body_error(srv_conn *c)
 {
     srv_request *req = &c->req;
-    srv_response_close_after(c);
+    srv_response_set_close(srv_conn_response(c));   /* the body cannot be read on */
     if (req->error_status == 413)
         PyErr_SetString(PyExc_ValueError, "request body too large");
     else

@@ -67,15 +67,12 @@ int srv_response_begin_head(srv_response *r, const char *status, size_t len, int
     return 0;
 }
 
-#define name_is(name, n, lower) \
-    ((n) == sizeof(lower) - 1 && strncasecmp((name), (lower), sizeof(lower) - 1) == 0)
-
 int srv_response_add_header(srv_response *r, const char *name, size_t nlen,
                             const char *value, size_t vlen)
 {
-    if (name_is(name, nlen, "date"))
+    if (SRV_FIELD_NAME_IS(name, nlen, "date"))
         r->has_date = 1;
-    else if (name_is(name, nlen, "server"))
+    else if (SRV_FIELD_NAME_IS(name, nlen, "server"))
         r->has_server = 1;
     size_t at = r->head.len;
     if (srv_buf_reserve(&r->head, nlen + vlen + 4) < 0)
@@ -376,11 +373,6 @@ int srv_response_send_continue(srv_conn *c)
     r->continue_sent = 1;
     struct iovec iov = {(void *)msg, sizeof msg - 1};
     return srv_conn_writev(c, &iov, 1);
-}
-
-void srv_response_close_after(srv_conn *c)
-{
-    srv_conn_response(c)->close = 1;
 }
 
 void srv_response_refuse(srv_conn *c, int status, const char *extra, const char *why)

@@ -11,6 +11,7 @@
 #include "srv/start_response.h"
 #include "srv/response.h"
 #include "srv/conn.h"
+#include "srv/http.h"
 #include "srv/wsgi.h"
 
 #include <arpa/inet.h>
@@ -71,15 +72,12 @@ static int check_field_value(const char *v, Py_ssize_t n, const char *what, PyOb
     return 0;
 }
 
-#define header_is(name, n, lower) \
-    ((size_t)(n) == sizeof(lower) - 1 && strncasecmp((name), (lower), sizeof(lower) - 1) == 0)
-
 /* Notes what srv must know about one of the app's headers.  Returns 1 to
  * keep the header, 0 to drop it, -1 on error. */
 static int note_header(srv_response *r, const char *name, Py_ssize_t nlen,
                        const char *val, Py_ssize_t vlen, PyObject *vobj)
 {
-    if (header_is(name, nlen, "content-length")) {
+    if (SRV_FIELD_NAME_IS(name, nlen, "content-length")) {
         int64_t n = 0;
         if (vlen == 0 || vlen > 18)
             goto bad_length;
@@ -94,13 +92,13 @@ static int note_header(srv_response *r, const char *name, Py_ssize_t nlen,
         PyErr_Format(PyExc_ValueError, "invalid Content-Length header: %R", vobj);
         return -1;
     }
-    if (header_is(name, nlen, "transfer-encoding")) {
+    if (SRV_FIELD_NAME_IS(name, nlen, "transfer-encoding")) {
         if (vlen == 7 && strncasecmp(val, "chunked", 7) == 0)
             return 0;   /* srv frames the body itself */
         PyErr_Format(PyExc_ValueError, "unsupported Transfer-Encoding from the app: %R", vobj);
         return -1;
     }
-    if (header_is(name, nlen, "connection")) {
+    if (SRV_FIELD_NAME_IS(name, nlen, "connection")) {
         for (Py_ssize_t i = 0; i + 5 <= vlen; i++)
             if (strncasecmp(val + i, "close", 5) == 0)
                 srv_response_set_close(r);

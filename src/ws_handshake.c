@@ -253,7 +253,7 @@ int srv_ws_end(srv_conn *c, int failed)
         srv_conn_end_upgrade(c, !ws->close_received && !ws->failed && !c->peer_closed && !exiting);
         Py_DECREF(ws);
     }
-    srv_response_close_after(c);
+    srv_response_set_close(srv_conn_response(c));
     ws_detach(c);
     if (rc >= 0) {
         PyErr_Restore(exc_type, exc_value, exc_tb);

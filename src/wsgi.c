@@ -176,7 +176,7 @@ static int handle_request(srv_conn *c)
     PyObject *input, *start_response = NULL;
     PyObject *environ = srv_environ_build(c, &input);
     srv_http_release_head(&c->req);
-    srv_conn_head_taken(c);
+    srv_conn_consumed(c, c->rpos);   /* nothing left to parse: no buffer while the app runs */
     if (environ == NULL) {
         srv_log_pyerr("cannot build the environ");
         failed = 1;

@@ -46,8 +46,8 @@ typedef struct srv_conn_handler {
     void (*on_io)(struct srv_conn *c, int revents);   /* EV_READ and/or EV_WRITE */
     double (*deadline)(const struct srv_conn *c);     /* ev_now time of on_timeout, or 0 */
     void (*on_timeout)(struct srv_conn *c);
-    void (*on_going_away)(struct srv_conn *c);        /* graceful stop */
-    void (*on_close)(struct srv_conn *c);             /* about to be freed (any state) */
+    void (*on_going_away)(struct srv_conn *c);        /* graceful stop (UPGRADED); may be NULL */
+    void (*on_close)(struct srv_conn *c);             /* about to be freed (any state); may be NULL */
 } srv_conn_handler;
 
 typedef struct srv_conn {
@@ -162,14 +162,10 @@ void srv_conn_upgrade(srv_conn *c);
  * closes before closing (it has not sent its side of the close). */
 void srv_conn_end_upgrade(srv_conn *c, int linger);
 
-/* The handler's reader has used rbuf up to `pos`; a buffer that is all
- * used is given back (an idle connection holds none). */
+/* rbuf is used up to `pos` (a handler's reader, or the request layer once
+ * the head is taken apart); a buffer that is all used is given back, so
+ * that idle connections and suspended requests do not pin a block each. */
 void srv_conn_consumed(srv_conn *c, size_t pos);
-
-/* In a worker, after the head has been taken apart: a buffer holding
- * nothing more to parse is given back while the app runs, so that
- * thousands of suspended requests do not pin a block each. */
-void srv_conn_head_taken(srv_conn *c);
 
 /* In a worker, after a response that keeps the connection: counts it and
  * readies the parser for a pipelined request already in rbuf. */

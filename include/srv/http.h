@@ -13,6 +13,7 @@
 
 #include <stdint.h>
 #include <stddef.h>
+#include <strings.h>
 
 #include <llhttp.h>
 
@@ -116,6 +117,11 @@ const char *srv_http_date_header(double now, size_t *len);
 /* Writes "%zx\r\n" for a chunk of n bytes into buf (at least 20 bytes);
  * returns the length. */
 size_t srv_http_chunk_header(char *buf, size_t n);
+
+/* Is the field name name[0..n) `lower` (a lower-case string literal),
+ * compared as field names are, without case? */
+#define SRV_FIELD_NAME_IS(name, n, lower) \
+    ((size_t)(n) == sizeof(lower) - 1 && strncasecmp((name), (lower), sizeof(lower) - 1) == 0)
 
 /* The reason phrase for a status code (RFC 9110 and the registered
  * extensions, as Python's http.HTTPStatus has them), or "Unknown". */

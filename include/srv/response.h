@@ -42,7 +42,8 @@ void srv_response_free(srv_response *r);
  * checked by the caller; code its number); add_header appends one field
  * (and notes a Date or Server the app set); set_length and set_close note
  * the app's Content-Length and "Connection: close", which srv writes
- * itself; head_done makes it the response; head_cancel forgets it.
+ * itself (set_close also when the request cannot be read on: a bad body,
+ * a WebSocket); head_done makes it the response; head_cancel forgets it.
  * -1: out of memory. */
 int srv_response_begin_head(srv_response *r, const char *status, size_t len, int code);
 int srv_response_add_header(srv_response *r, const char *name, size_t nlen,
@@ -84,10 +85,6 @@ int srv_response_discard_result(PyObject *result);
 
 /* "100 Continue", once, before any head: 0, or -1 (client gone). */
 int srv_response_send_continue(struct srv_conn *c);
-
-/* The request cannot be read on (a bad or oversized body): the connection
- * closes after this response. */
-void srv_response_close_after(struct srv_conn *c);
 
 /* srv's own refusal of a dispatched request whose head has not gone out:
  * the status (with `extra` header lines and a reason in the body, both may
