@@ -1,14 +1,15 @@
 /*
  * aio.c - asyncio on srv's libev loop, and srv.run_async().
  *
- * srv.EventLoop is asyncio's own SelectorEventLoop, so call_soon, timers,
- * tasks, sock_*, transports, streams, getaddrinfo and run_in_executor are
- * asyncio's tested code; only its selector is srv's (aio_selector.c, which
- * says how): it keeps one ev_io per registered fd on srv's loop and never
- * blocks the thread, because the asyncio loop runs run_forever() in a
- * greenlet of its own and select() waits in the hub like a request
- * greenlet.  This file makes that loop (once per worker, on first use, from
- * the Python glue below), and bridges requests to it.
+ * srv.EventLoop is asyncio's own SelectorEventLoop, so tasks, sock_*,
+ * transports, streams, getaddrinfo and run_in_executor are asyncio's tested
+ * code.  Its selector is srv's (aio_selector.c): one ev_io per registered
+ * fd on srv's loop, and a select() that never blocks the thread, because
+ * the asyncio loop runs run_forever() in a greenlet of its own and select()
+ * waits in the hub like a request greenlet.  Its hot methods are C
+ * (aio_core.c): call_soon, call_at/call_later on libev timers, the ready
+ * ring and _run_once.  This file makes that loop (once per worker, on first
+ * use, from the Python glue below), and bridges requests to it.
  *
  * srv.run_async() from any greenlet but the loop greenlet wraps the
  * awaitable in a Task, adds a Waiter as its done callback and waits in the
@@ -24,6 +25,8 @@
  * request.
  */
 #include "aio_private.h"
+
+#include <greenlet/greenlet.h>
 #include "srv/config.h"
 #include "srv/log.h"
 
@@ -58,6 +61,59 @@ static const char glue_src[] =
     "\n"
     "    def default_exception_handler(self, context):\n"
     "        _log(_describe(context))\n"
+    "\n"
+    "    def set_debug(self, enabled):\n"
+    "        super().set_debug(enabled)\n"
+    "        self._srv_set_debug(enabled)\n"
+    "\n"
+    "    # call_soon_threadsafe wakes srv's loop by an ev_async (_write_to_self\n"
+    "    # is C): no self-pipe on srv's selector.\n"
+    "    def _make_self_pipe(self):\n"
+    "        if isinstance(self._selector, _Selector):\n"
+    "            self._ssock = self._csock = None\n"
+    "        else:\n"
+    "            super()._make_self_pipe()\n"
+    "\n"
+    "    def _close_self_pipe(self):\n"
+    "        if self._ssock is not None:\n"
+    "            super()._close_self_pipe()\n"
+    "\n"
+    "# The slow paths of aio_core.c's C methods.\n"
+    "from asyncio.format_helpers import _format_callback_source\n"
+    "from asyncio.base_events import _format_handle\n"
+    "from asyncio.log import logger as _logger\n"
+    "\n"
+    "def _callback_failed(loop, handle, callback, args, exc):\n"
+    "    cb = _format_callback_source(callback, args)\n"
+    "    loop.call_exception_handler({'message': f'Exception in callback {cb}',\n"
+    "                                 'exception': exc, 'handle': handle})\n"
+    "\n"
+    "def _handle_repr(handle):\n"
+    "    info = [type(handle).__name__]\n"
+    "    if handle.cancelled():\n"
+    "        info.append('cancelled')\n"
+    "    if hasattr(handle, 'when'):\n"
+    "        info.append(f'when={handle.when()}')\n"
+    "    if handle._callback is not None:\n"
+    "        info.append(_format_callback_source(handle._callback, handle._args))\n"
+    "    return '<{}>'.format(' '.join(info))\n"
+    "\n"
+    "def _run_debug(loop, handle):\n"
+    "    if handle._cancelled:\n"
+    "        return\n"
+    "    try:\n"
+    "        loop._current_handle = handle\n"
+    "        t0 = loop.time()\n"
+    "        handle._run()\n"
+    "        dt = loop.time() - t0\n"
+    "        if dt >= loop.slow_callback_duration:\n"
+    "            _logger.warning('Executing %s took %.3f seconds', _format_handle(handle), dt)\n"
+    "    finally:\n"
+    "        loop._current_handle = None\n"
+    "\n"
+    "def _debug_check(loop, callback, method):\n"
+    "    loop._check_thread()\n"
+    "    loop._check_callback(callback, method)\n"
 
     "\n"
     "def _describe(context):\n"
@@ -120,7 +176,6 @@ static const char glue_src[] =
 static PyObject *glue;          /* owned: the glue's globals */
 static PyObject *s_create_task, *s_add_done_callback, *s_remove_done_callback,
                 *s_result, *s_cancel, *s_close;   /* interned */
-PyObject *aio_s_call_soon, *aio_s_call_at;        /* interned */
 unsigned long aio_loop_thread;  /* the thread that runs srv's loop */
 PyObject *aio_loop;             /* owned: srv's asyncio loop, once made */
 selector *aio_sel;              /* borrowed: aio_loop owns it */
@@ -148,9 +203,13 @@ SRV_EV_CALLBACK(on_waiter, ev_timer, waiter_cb)
 static PyObject *waiter_call(waiter *w, PyObject *args, PyObject *kw)
 {
     w->done = 1;
-    if (w->g && !ev_is_active(&w->timer)) {
-        ev_timer_set(&w->timer, 0., 0.);
-        ev_timer_start(srv_loop, &w->timer);
+    if (w->g && !ev_is_active(&w->timer) && !ev_is_pending(&w->timer)) {
+        if (ev_depth(srv_loop) > 0) {   /* after the asyncio greenlet yields */
+            ev_feed_event(srv_loop, &w->timer, EV_TIMER);
+        } else {
+            ev_timer_set(&w->timer, 0., 0.);
+            ev_timer_start(srv_loop, &w->timer);
+        }
     }
     Py_RETURN_NONE;
 }
@@ -243,10 +302,15 @@ static int load_glue(void)
         if (rc < 0)
             goto fail;
     }
+    if (PyDict_SetItemString(g, "_Selector", (PyObject *)&AioSelectorType) < 0)
+        goto fail;
     PyObject *r = PyRun_String(glue_src, Py_file_input, g, g);
     if (r == NULL)
         goto fail;
     Py_DECREF(r);
+    PyObject *cls = PyDict_GetItemString(g, "EventLoop");   /* borrowed */
+    if (cls == NULL || aio_core_install(g, cls) < 0)
+        goto fail;
     PyObject *sel_mod = PyImport_ImportModule("selectors");
     aio_key_type = sel_mod ? PyObject_GetAttrString(sel_mod, "SelectorKey") : NULL;
     Py_XDECREF(sel_mod);
@@ -303,16 +367,18 @@ static PyObject *ensure_loop(void)
         return NULL;
     }
     Py_DECREF(set);
-    if (aio_wakers_make(loop) < 0) {
-        aio_wakers_free();
+    PyObject *debug = PyObject_CallMethod(loop, "get_debug", NULL);
+    int on = debug ? PyObject_IsTrue(debug) : -1;
+    Py_XDECREF(debug);
+    if (on < 0) {
         Py_DECREF(sel);
         Py_DECREF(loop);
         return NULL;
     }
+    s->debug = on;
     aio_sel = s;
     Py_DECREF(sel);     /* the loop keeps its selector */
     aio_loop = loop;
-    aio_wakers_set(1);      /* until its greenlet runs */
     aio_kick(s);            /* the greenlet starts at the loop's next turn */
     return aio_loop;
 }
@@ -454,8 +520,7 @@ int srv_aio_add_to_module(PyObject *module)
     struct { PyObject **s; const char *name; } names[] = {
         {&s_create_task, "create_task"}, {&s_add_done_callback, "add_done_callback"},
         {&s_remove_done_callback, "remove_done_callback"}, {&s_result, "result"},
-        {&s_cancel, "cancel"}, {&s_close, "close"}, {&aio_s_call_soon, "call_soon"},
-        {&aio_s_call_at, "call_at"},
+        {&s_cancel, "cancel"}, {&s_close, "close"},
     };
     for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
         if (*names[i].s == NULL && (*names[i].s = PyUnicode_InternFromString(names[i].name)) == NULL)
@@ -527,7 +592,6 @@ void srv_aio_shutdown(void)
     if (aio_loop == NULL)
         return;
     selector *s = aio_sel;
-    aio_wakers_free();
     PyObject *tasks = glue_call("_cancel_all", &aio_loop, 1);
     Py_ssize_t n = tasks ? PySet_Size(tasks) : -1;
     if (n > 0)

@@ -2,27 +2,29 @@
  * aio_selector.c - the selector of srv's asyncio loop (see aio_private.h).
  *
  * selectors.BaseSelector's interface in C: one ev_io per registered fd on
- * srv's loop, and one ev_timer.  It never blocks the thread: the asyncio
- * loop runs run_forever() in a greenlet of its own, and its select(timeout)
- * arms the timer (none for None, a zero one for 0, so that the loop still
- * turns), then waits in the hub like a request greenlet.  An io watcher or
- * the timer switches it back in.  The same timer, armed to fire at once, is
- * the "kick" that starts the greenlet or wakes it when something was
- * scheduled from elsewhere.
+ * srv's loop.  It never blocks the thread: the asyncio loop runs
+ * run_forever() in a greenlet of its own, and its select(timeout) waits in
+ * the hub like a request greenlet (a zero timeout arms a zero ev_timer, so
+ * that srv's loop still turns once; None arms nothing: timers are libev
+ * watchers of their own, aio_core.c).
  *
- * The greenlet is created by the timer's callback, that is from the loop
- * greenlet, which so becomes its parent.  An io event that comes while the
- * asyncio greenlet cannot be resumed (in gevent mode a coroutine may block
- * on gevent) stops its watcher until select() has collected it, so a
- * level-triggered fd never makes the loop spin.  If run_forever() ends (a
- * SystemExit out of a callback), the next kick starts a fresh greenlet, a
- * few times in a row at most.
+ * Whatever becomes ready for the asyncio loop while its greenlet waits (an
+ * io event, a timer, a callback from a request) kicks it: the kick is an
+ * ev_timer that is never started but fed to libev at the lowest priority,
+ * so it runs after every other event of the same turn, and the asyncio
+ * loop then takes all of them in one pass.  Outside ev_run (at start-up)
+ * the kick is the zero timer instead.  The first kick creates the greenlet,
+ * from the loop greenlet, which so becomes its parent.
  *
- * call_soon_threadsafe's self-pipe is just another registered fd; call_soon
- * and call_at made by other greenlets while the asyncio greenlet waits go
- * through the wakers at the end of this file, which kick it.
+ * An io event that comes while the asyncio greenlet cannot be resumed (in
+ * gevent mode a coroutine may block on gevent) stops its watcher until
+ * select() has collected it, so a level-triggered fd never makes the loop
+ * spin.  If run_forever() ends (a SystemExit out of a callback), the next
+ * kick starts a fresh greenlet, a few times in a row at most.
  */
 #include "aio_private.h"
+
+#include <greenlet/greenlet.h>
 #include "srv/log.h"
 
 #include <stddef.h>
@@ -66,15 +68,12 @@ static void forget_dead_greenlet(selector *s)
         srv_error("srv's asyncio loop stopped running; starting it again");
         Py_CLEAR(s->g);
         s->waiting = 0;
-        aio_wakers_set(1);
     }
 }
 
-static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+/* Starts the asyncio greenlet, or resumes it if it waits in select(). */
+static void wake_greenlet(selector *s)
 {
-    selector *s = (selector *)((char *)t - offsetof(selector, timer));
-    s->fired = 1;
-    s->kicked = 0;
     if (s->inplace || s->closed)
         return;
     forget_dead_greenlet(s);
@@ -90,7 +89,32 @@ static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
     }
 }
 
+static void timer_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    selector *s = (selector *)((char *)t - offsetof(selector, timer));
+    s->fired = 1;
+    s->kicked = 0;
+    wake_greenlet(s);
+}
+
 SRV_EV_CALLBACK(on_timer, ev_timer, timer_cb)
+
+static void kick_cb(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    selector *s = (selector *)((char *)t - offsetof(selector, kick));
+    s->fed = 0;
+    wake_greenlet(s);
+}
+
+SRV_EV_CALLBACK(on_kick, ev_timer, kick_cb)
+
+/* call_soon_threadsafe from another thread (aio_core.c's _write_to_self). */
+static void async_cb(struct ev_loop *loop, ev_async *w, int revents)
+{
+    aio_kick((selector *)((char *)w - offsetof(selector, async)));
+}
+
+SRV_EV_CALLBACK(on_async, ev_async, async_cb)
 
 static int ready_push(selector *s, int fd)
 {
@@ -120,7 +144,7 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         e->queued = 1;
     }
     if (s->waiting && !s->inplace) {
-        resume_loop_greenlet(s);   /* e may be gone after this */
+        aio_kick(s);
     } else if (!s->inplace && ev_is_active(w)) {
         ev_io_stop(loop, w);       /* until select() collects it */
         e->paused = 1;
@@ -142,8 +166,13 @@ void aio_kick(selector *s)
     if (s->g && PyGreenlet_STARTED(s->g) && !PyGreenlet_ACTIVE(s->g))
         s->restarts = 0;   /* someone new needs the loop: try again */
     forget_dead_greenlet(s);
-    if (s->closed || s->inplace || (s->g && !s->waiting) || s->kicked)
+    if (s->closed || s->inplace || (s->g && !s->waiting) || s->kicked || s->fed)
         return;
+    if (ev_depth(srv_loop) > 0) {   /* in a callback of srv's loop */
+        s->fed = 1;
+        ev_feed_event(srv_loop, &s->kick, EV_TIMER);
+        return;
+    }
     timer_stop(s);
     s->kicked = 1;
     ev_timer_set(&s->timer, 0., 0.);
@@ -347,21 +376,43 @@ static int wait_in_place(selector *s, double timeout)
     timer_arm(s, timeout);
     do {
         ev_run(srv_loop, timeout == 0 ? EVRUN_NOWAIT : EVRUN_ONCE);
-    } while (timeout != 0 && s->nready == 0 && !s->fired);
+    } while (timeout != 0 && s->nready == 0 && s->rq_len == 0 && !s->fired);
     timer_stop(s);
     return 0;
+}
+
+/* select(0) with callbacks ready: may the asyncio greenlet take another
+ * turn in this pass of srv's loop, after its other pending events (a chain
+ * like timer, task wake-up, done callback then costs one pass, not three)?
+ * A few turns per pass at most: then the zero timer lets srv's loop poll,
+ * so that a task that is always ready does not starve everyone else. */
+#define TURNS_PER_PASS 4
+
+static int same_pass_turn(selector *s)
+{
+    if (ev_depth(srv_loop) == 0)
+        return 0;
+    unsigned it = ev_iteration(srv_loop);
+    if (it != s->pass) {
+        s->pass = it;
+        s->turns = 0;
+    }
+    return ++s->turns <= TURNS_PER_PASS;
 }
 
 /* In the asyncio greenlet: let srv's loop turn until an event or the
  * timer switches us back. */
 static int wait_in_greenlet(selector *s, double timeout)
 {
-    timer_arm(s, timeout);
+    if (timeout == 0 && same_pass_turn(s)) {
+        s->fed = 1;     /* after this pass's other events, not after a poll */
+        ev_feed_event(srv_loop, &s->kick, EV_TIMER);
+    } else {
+        timer_arm(s, timeout);
+    }
     s->waiting = 1;
     s->restarts = 0;
-    aio_wakers_set(1);
     int rc = srv_hub_wait();
-    aio_wakers_set(0);
     s->waiting = 0;
     timer_stop(s);
     return rc;
@@ -381,6 +432,11 @@ static PyObject *sel_select(selector *s, PyObject *args, PyObject *kw)
         if (timeout < 0)
             timeout = 0;
     }
+    return aio_select(s, timeout);
+}
+
+PyObject *aio_select(selector *s, double timeout)
+{
     if (s->nready == 0) {
         int rc;
         if (s->inplace)
@@ -404,8 +460,16 @@ static void sel_stop_all(selector *s)
         if (s->fds[fd])
             entry_free(s, s->fds[fd]);
     s->nready = 0;
-    if (srv_loop)
+    aio_core_clear(s);
+    if (srv_loop) {
         timer_stop(s);
+        ev_clear_pending(srv_loop, &s->kick);
+        s->fed = 0;
+        if (ev_is_active(&s->async)) {
+            ev_ref(srv_loop);
+            ev_async_stop(srv_loop, &s->async);
+        }
+    }
 }
 
 static PyObject *sel_close(selector *s, PyObject *unused)
@@ -422,8 +486,14 @@ static PyObject *sel_new(PyTypeObject *type, PyObject *args, PyObject *kw)
         return NULL;
     }
     selector *s = (selector *)type->tp_alloc(type, 0);
-    if (s)
-        ev_init(&s->timer, on_timer);
+    if (s == NULL)
+        return NULL;
+    ev_init(&s->timer, on_timer);
+    ev_init(&s->kick, on_kick);
+    ev_set_priority(&s->kick, EV_MINPRI);
+    ev_async_init(&s->async, on_async);
+    ev_async_start(srv_loop, &s->async);
+    ev_unref(srv_loop);     /* it alone does not keep srv's loop running */
     return (PyObject *)s;
 }
 
@@ -432,6 +502,7 @@ static void sel_dealloc(selector *s)
     sel_stop_all(s);
     free(s->fds);
     free(s->ready);
+    free(s->rq);
     Py_XDECREF(s->g);
     Py_XDECREF(s->run);
     Py_TYPE(s)->tp_free((PyObject *)s);
@@ -459,90 +530,6 @@ PyTypeObject AioSelectorType = {
     .tp_methods = sel_methods,
 };
 
-/* ---- wakers: call_soon and call_at while the asyncio greenlet waits ----- */
-
-/* Called from another greenlet (a request's create_task or call_later),
- * call_soon and call_at must wake the asyncio greenlet, which may wait in
- * select() with no timeout or a later one.  Rather than wrapping every call
- * (most come from the asyncio greenlet itself, which needs no wake-up),
- * the loop instance's call_soon and call_at are shadowed by wakers only
- * while that greenlet is not running: a waker calls the loop's own method,
- * then kicks. */
-
-typedef struct {
-    PyObject_HEAD
-    PyObject *method;       /* owned: the loop's own bound method */
-    vectorcallfunc vectorcall;
-} waker;
-
-static PyObject *waker_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
-                                  PyObject *kwnames)
-{
-    PyObject *r = PyObject_Vectorcall(((waker *)self)->method, args, nargsf, kwnames);
-    /* From another thread (call_soon is not thread-safe anyway) libev must
-     * not be touched: call_soon_threadsafe wakes the loop by its pipe. */
-    if (r && aio_sel && PyThread_get_thread_ident() == aio_loop_thread)
-        aio_kick(aio_sel);
-    return r;
-}
-
-static void waker_dealloc(waker *k)
-{
-    Py_XDECREF(k->method);
-    Py_TYPE(k)->tp_free((PyObject *)k);
-}
-
-static PyTypeObject WakerType = {
-    PyVarObject_HEAD_INIT(NULL, 0)
-    .tp_name = "srv._Waker",
-    .tp_basicsize = sizeof(waker),
-    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
-    .tp_vectorcall_offset = offsetof(waker, vectorcall),
-    .tp_call = PyVectorcall_Call,
-    .tp_dealloc = (destructor)waker_dealloc,
-};
-
-#define NWAKERS 2
-static PyObject **waker_names[NWAKERS] = {&aio_s_call_soon, &aio_s_call_at};
-static PyObject *wakers[NWAKERS];   /* owned */
-static int wakers_on;
-
-int aio_wakers_make(PyObject *loop)
-{
-    for (int i = 0; i < NWAKERS; i++) {
-        waker *k = PyObject_New(waker, &WakerType);
-        if (k == NULL)
-            return -1;
-        k->vectorcall = waker_vectorcall;
-        k->method = PyObject_GetAttr(loop, *waker_names[i]);
-        wakers[i] = (PyObject *)k;
-        if (k->method == NULL)
-            return -1;
-    }
-    return 0;
-}
-
-/* Shadows (on) or unshadows the loop's call_soon and call_at. */
-void aio_wakers_set(int on)
-{
-    if (aio_loop == NULL || wakers[NWAKERS - 1] == NULL || wakers_on == on)
-        return;
-    wakers_on = on;
-    for (int i = 0; i < NWAKERS; i++) {
-        int rc = on ? PyObject_SetAttr(aio_loop, *waker_names[i], wakers[i])
-                    : PyObject_DelAttr(aio_loop, *waker_names[i]);
-        if (rc < 0)
-            srv_log_pyerr("srv's asyncio loop: cannot %s its wake-ups", on ? "set" : "clear");
-    }
-}
-
-void aio_wakers_free(void)
-{
-    aio_wakers_set(0);
-    for (int i = 0; i < NWAKERS; i++)
-        Py_CLEAR(wakers[i]);
-}
-
 /* ---- start-up -------------------------------------------------------------- */
 
 int aio_selector_init(void)
@@ -550,7 +537,7 @@ int aio_selector_init(void)
     PyGreenlet_Import();
     if (_PyGreenlet_API == NULL)
         return -1;
-    if (PyType_Ready(&AioSelectorType) < 0 || PyType_Ready(&WakerType) < 0)
+    if (PyType_Ready(&AioSelectorType) < 0)
         return -1;
     return 0;
 }

@@ -216,6 +216,38 @@ def test_other_threads(aio):
         assert got["threadsafe"] == "threadsafe", got
 
 
+def test_callbacks_and_timers_keep_asyncio_semantics(aio):
+    # srv's loop runs call_soon, call_at and call_later in C on libev timers:
+    # FIFO order, contexts, timers in time order and never before their
+    # time, cancel() that sticks, asyncio's Handle interface
+    got = get_json(aio.port, "/core")
+    assert got["soon_order"] == [0, 1, 2, 3, 4], got
+    assert got["soon_context"] == "in-ctx", got
+    assert got["timer_order"] == [0.0, 0.02, 0.04, 0.06], got
+    assert got["never_early"] is True, got
+    assert got["when"] is True, got
+    assert got["cancelled"] == [True, False], got
+    assert got["repr"] == "<TimerHandle", got
+    assert got["handle_types"] == ["TimerHandle", "Handle"], got
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_call_soon_threadsafe_from_an_os_thread_wakes_an_idle_loop(server_factory, mode):
+    # a fresh server: nothing else would wake its asyncio loop, which waits
+    # with no timer at all; the OS thread's call_soon_threadsafe must
+    s = server_factory("aio_app:app", "--mode", mode)
+    for _ in range(3):
+        assert get_json(s.port, "/threadsafe_wake?s=0.2", timeout=10) == "woken"
+
+
+def test_exception_in_a_callback_is_logged_with_its_traceback(aio):
+    assert get_json(aio.port, "/bad_soon") == "scheduled"
+    wait_for(lambda: "boom from call_soon soon-arg" in aio.stderr_text(), timeout=5)
+    text = aio.stderr_text()
+    assert "Exception in callback bad_soon_callback('soon-arg')" in text, text[-2000:]
+    assert "ValueError: boom from call_soon soon-arg" in text, text[-2000:]
+
+
 def test_loop_restarts_after_run_forever_ended(aio):
     assert get_json(aio.port, "/kill_loop", timeout=10) == "survived"
     assert get_json(aio.port, "/sleep?s=0.05") == "slept"

@@ -2,12 +2,13 @@
  * aio.h - asyncio on srv's libev loop, and srv.run_async().
  *
  * Owns srv's asyncio event loop (one per worker, made on first use):
- * srv.EventLoop is asyncio's SelectorEventLoop (callbacks, timers, sockets,
- * streams, transports and executors all come from asyncio) whose selector is
- * a C object keeping one libev io watcher per registered fd on srv's loop.
- * The asyncio loop runs in a greenlet of its own, a child of the loop
- * greenlet: its select() arms one ev_timer for the timeout and waits in the
- * hub like any request greenlet, so an idle asyncio loop costs nothing.
+ * srv.EventLoop is asyncio's SelectorEventLoop (tasks, futures, sockets,
+ * streams, transports and executors come from asyncio) whose hot half is C:
+ * call_soon, call_at/call_later on libev timers, the ready queue and
+ * _run_once, and a selector keeping one libev io watcher per registered fd
+ * on srv's loop.  The asyncio loop runs in a greenlet of its own, a child of
+ * the loop greenlet, which waits in the hub like any request greenlet, so an
+ * idle asyncio loop costs nothing.
  * Also owns srv.run_async() (the bridge from request greenlets), the event
  * loop policy that makes asyncio.get_event_loop() return srv's loop, the
  * refusal of `async def` apps, and cancelling leftover tasks at shut-down.

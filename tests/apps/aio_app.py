@@ -5,6 +5,7 @@ that happen after a response (call_later, cancelled tasks) are recorded as
 files in $SRV_TEST_STATE.
 """
 import asyncio
+import contextvars
 import json
 import os
 import socket
@@ -131,6 +132,73 @@ async def busy(name, seconds):
     mark(name, str(steps))
 
 
+CV = contextvars.ContextVar("cv", default="unset")
+
+
+def bad_soon_callback(arg):
+    raise ValueError("boom from call_soon " + arg)
+
+
+async def core_semantics():
+    """The loop's own call_soon/call_at/call_later: order, arguments,
+    contexts, cancelling, and no timer before its time."""
+    loop = asyncio.get_running_loop()
+    out = {}
+    seen = []
+    done = loop.create_future()
+    for i in range(5):
+        loop.call_soon(seen.append, i)
+    loop.call_soon(lambda: done.set_result(None))
+    await done
+    out["soon_order"] = seen
+
+    ctx = contextvars.copy_context()
+    ctx.run(CV.set, "in-ctx")
+    got = loop.create_future()
+    loop.call_soon(lambda: got.set_result(CV.get()), context=ctx)
+    out["soon_context"] = await got
+
+    fired = []
+    t0 = loop.time()
+    handles = []
+    for delay in (0.06, 0.02, 0.04, 0.0):
+        when = t0 + delay
+        handles.append(loop.call_at(when, lambda w=when, d=delay: fired.append((d, loop.time() >= w))))
+    cancelled = loop.call_later(0.03, fired.append, "cancelled one ran")
+    cancelled.cancel()
+    late = loop.call_later(0.08, lambda: None)
+    await asyncio.sleep(0.1)
+    out["timer_order"] = [d for d, _ in fired]
+    out["never_early"] = all(ok for _, ok in fired)
+    out["when"] = abs(handles[0].when() - (t0 + 0.06)) < 1e-9
+    out["cancelled"] = [cancelled.cancelled(), handles[0].cancelled()]
+    out["repr"] = repr(late).split()[0]
+    out["handle_types"] = [type(handles[0]).__name__, type(loop.call_soon(lambda: None)).__name__]
+    return out
+
+
+async def woken_from_thread(seconds):
+    loop = asyncio.get_running_loop()
+    fut = loop.create_future()
+
+    def other():
+        time.sleep(seconds)
+        loop.call_soon_threadsafe(fut.set_result, "woken")
+    start_real_thread(other)
+    return await fut
+
+
+def start_real_thread(fn):
+    """An OS thread even when gevent has patched threading."""
+    try:
+        from gevent import monkey
+        start = monkey.get_original("_thread", "start_new_thread")
+    except ImportError:
+        import _thread
+        start = _thread.start_new_thread
+    start(fn, ())
+
+
 def route(path, q):
     loop = srv.get_event_loop()
     if path == "/leak":
@@ -234,6 +302,15 @@ def route(path, q):
         while t.is_alive():
             srv.run_async(asyncio.sleep(0.01))
         return out
+    if path == "/core":
+        return srv.run_async(core_semantics())
+    if path == "/threadsafe_wake":
+        # a real OS thread (not a gevent one) wakes an otherwise idle loop
+        return srv.run_async(woken_from_thread(float(q.get("s", "0.1"))))
+    if path == "/bad_soon":
+        loop.call_soon(bad_soon_callback, "soon-arg")
+        srv.run_async(asyncio.sleep(0.05))
+        return "scheduled"
     if path == "/kill_loop":
         # a BaseException out of a callback ends run_forever(); srv restarts it
         def stop():
