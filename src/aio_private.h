@@ -38,6 +38,8 @@ typedef struct selector {
     ev_timer timer;         /* select()'s timeout; also the kick outside ev_run */
     ev_timer kick;          /* never started: fed, at the lowest priority, to
                                wake g once all of this turn's events are in */
+    ev_timer kick_now;      /* the same at the highest priority: a request
+                               scheduled something, run it next */
     ev_async async;         /* call_soon_threadsafe from other threads */
     entry **fds;            /* by fd */
     int nfds;
@@ -51,6 +53,7 @@ typedef struct selector {
     unsigned kicked:1;      /* the timer is armed to fire at once */
     unsigned closed:1;
     unsigned fed:1;         /* the kick is pending in libev */
+    unsigned fed_now:1;     /* kick_now is */
     unsigned debug:1;       /* the loop's get_debug() */
     int restarts;           /* greenlets started since the last select() */
     unsigned pass;          /* ev_iteration() of srv's loop at the last select(0) */
