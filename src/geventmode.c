@@ -20,6 +20,7 @@
  * that purpose when a greenlet dies.
  */
 #include "srv/geventmode.h"
+#include "srv/grlock.h"
 #include "srv/config.h"
 #include "srv/gloop.h"
 #include "srv/hub.h"
@@ -125,6 +126,10 @@ struct ev_loop *srv_gevent_setup(int monkey_patch)
             srv_die_usage("--mode gevent: gevent.monkey.patch_all() failed");
         }
         Py_DECREF(r);
+        if (srv_grlock_install() < 0) {
+            PyErr_Print();
+            srv_die_usage("--mode gevent: cannot install srv's RLock");
+        }
     }
 
     PyObject *get_hub = import_attr("gevent", "get_hub");

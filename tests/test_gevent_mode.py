@@ -177,6 +177,41 @@ def test_threading_local_isolated_between_concurrent_requests(gsrv):
         assert body["before"] is None
 
 
+def test_threading_rlock_is_srvs_greenlet_lock_with_rlock_semantics(gsrv):
+    # gevent's patching leaves threading.RLock() to CPython's Python _RLock;
+    # srv makes it a C lock owned by the greenlet, with the same behaviour
+    status, got = get_json(gsrv.port, "/rlock")
+    assert status == 200, got
+    assert got["type"] == "srv.RLock", got
+    assert got["reentrant"] == [True, True, True], got
+    assert got["release_unowned"] == "cannot release un-acquired lock", got
+    assert got["nonblocking_while_held"] is False, got
+    assert got["timeout_while_held"] is False and got["timeout_waited"], got
+    assert got["release_others"] == "cannot release un-acquired lock", got
+    assert got["blocking_after_release"] is True and got["blocking_waited"], got
+    assert got["condition"] is True, got
+
+
+def test_rlock_held_across_a_sleep_serialises_only_its_holders(gsrv):
+    # 10 requests take one shared RLock (twice each) around a 0.1 s sleep:
+    # they queue on it one by one, never overlap inside, and none fails;
+    # a request that does not take the lock is answered meanwhile
+    with ThreadPoolExecutor(max_workers=11) as pool:
+        held = [pool.submit(get_json, gsrv.port, "/rlock-hold?s=0.1") for _ in range(10)]
+        time.sleep(0.15)
+        t0 = time.monotonic()
+        status, _ = get_json(gsrv.port, "/__health__")
+        free_latency = time.monotonic() - t0
+        results = [f.result() for f in held]
+    assert status == 200
+    assert free_latency < 0.5 * SLOW, free_latency
+    for status, body in results:
+        assert status == 200, body
+        assert body["overlapped"] is False, body
+    waits = sorted(body["waited"] for _, body in results)
+    assert waits[-1] >= 0.9, waits    # the last one queued behind nine others
+
+
 def test_killed_request_greenlet_ends_its_connection(gsrv):
     name = "park-%d" % os.getpid()
     c = http.client.HTTPConnection("127.0.0.1", gsrv.port, timeout=10)

@@ -34,12 +34,87 @@ def _record(name, text):
         f.write(text)
 
 
+SHARED_RLOCK = threading.RLock()
+SHARED_COUNT = [0]
+
+
+def rlock_semantics():
+    """threading.RLock in gevent mode: srv's C lock owned by a greenlet."""
+    out = {"type": type(threading.RLock()).__module__ + "." + type(threading.RLock()).__name__}
+    lock = threading.RLock()
+    out["reentrant"] = [lock.acquire(), lock.acquire(), lock._is_owned()]
+    lock.release()
+    lock.release()
+    try:
+        lock.release()
+        out["release_unowned"] = "no error"
+    except RuntimeError as e:
+        out["release_unowned"] = str(e)
+
+    # held by another greenlet: non-blocking fails, a timeout expires, and a
+    # blocking acquire waits for the release
+    held = gevent.event.Event()
+    go = gevent.event.Event()
+
+    def holder():
+        with lock:
+            held.set()
+            go.wait()
+    g = gevent.spawn(holder)
+    held.wait()
+    out["nonblocking_while_held"] = lock.acquire(blocking=False)
+    t0 = time.monotonic()
+    out["timeout_while_held"] = lock.acquire(timeout=0.05)
+    out["timeout_waited"] = time.monotonic() - t0 >= 0.045
+    try:
+        lock.release()
+        out["release_others"] = "no error"
+    except RuntimeError as e:
+        out["release_others"] = str(e)
+    gevent.spawn_later(0.05, go.set)
+    t0 = time.monotonic()
+    out["blocking_after_release"] = lock.acquire()
+    out["blocking_waited"] = time.monotonic() - t0 >= 0.04
+    lock.release()
+    g.join()
+
+    # threading.Condition over it, across greenlets
+    cond = threading.Condition(threading.RLock())
+    box = []
+
+    def producer():
+        with cond:
+            box.append("item")
+            cond.notify()
+    with cond:
+        with cond:                   # wait() must release both levels
+            gevent.spawn_later(0.02, producer)
+            out["condition"] = cond.wait_for(lambda: box, timeout=5) == ["item"]
+    return out
+
+
 def app(environ, start_response):
     path = environ["PATH_INFO"]
     q = dict(urllib.parse.parse_qsl(environ["QUERY_STRING"]))
 
     if path == "/__health__":
         return _json(start_response, {"ok": True})
+
+    if path == "/rlock":
+        return _json(start_response, rlock_semantics())
+
+    if path == "/rlock-hold":
+        # one module-level RLock, held across a cooperative sleep by one
+        # request while others queue on it: they must wait, not fail
+        t0 = time.monotonic()
+        with SHARED_RLOCK:
+            with SHARED_RLOCK:       # re-entered by the same greenlet
+                inside = SHARED_COUNT[0]
+                SHARED_COUNT[0] += 1
+                time.sleep(float(q.get("s", "0.1")))
+                overlapped = SHARED_COUNT[0] != inside + 1
+        return _json(start_response, {"overlapped": overlapped,
+                                      "waited": time.monotonic() - t0})
 
     if path == "/sleep":
         t0 = time.monotonic()
