@@ -20,6 +20,10 @@
  * It has RLock's whole interface, including the three methods that
  * threading.Condition uses (_is_owned, _release_save, _acquire_restore)
  * and _at_fork_reinit for logging's handlers in a forked worker.
+ *
+ * The same goes for get_ident(): gevent's is a Python function returning
+ * id(getcurrent()), called by threading.current_thread() and so by every
+ * asgiref Local lookup.  srv's returns the same number from C.
  */
 #include "srv/grlock.h"
 #include "srv/clock.h"
@@ -280,6 +284,44 @@ static PyTypeObject GRLockType = {
     .tp_methods = grlock_methods,
 };
 
+/* get_ident(gr=None): id(gr or the current greenlet), as gevent's. */
+static PyObject *green_get_ident(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
+{
+    if (nargs > 1) {
+        PyErr_SetString(PyExc_TypeError, "get_ident() takes at most 1 argument");
+        return NULL;
+    }
+    if (nargs == 1 && args[0] != Py_None)
+        return PyLong_FromVoidPtr(args[0]);
+    PyGreenlet *g = PyGreenlet_GetCurrent();
+    if (g == NULL)
+        return NULL;
+    PyObject *id = PyLong_FromVoidPtr(g);
+    Py_DECREF(g);
+    return id;
+}
+
+static PyMethodDef get_ident_def = {
+    "get_ident", (PyCFunction)(void (*)(void))green_get_ident, METH_FASTCALL,
+    "get_ident(gr=None): id() of the greenlet (srv's C version of gevent's)"};
+
+/* Where gevent's patching put its Python get_ident, put srv's. */
+static int replace_get_ident(PyObject *gevents, PyObject *ours)
+{
+    const char *modules[] = {"threading", "_thread"};
+    for (size_t i = 0; i < sizeof modules / sizeof modules[0]; i++) {
+        PyObject *mod = PyImport_ImportModule(modules[i]);
+        PyObject *cur = mod ? PyObject_GetAttrString(mod, "get_ident") : NULL;
+        int rc = cur == NULL ? -1
+                 : cur == gevents ? PyObject_SetAttrString(mod, "get_ident", ours) : 0;
+        Py_XDECREF(cur);
+        Py_XDECREF(mod);
+        if (rc < 0)
+            return -1;
+    }
+    return 0;
+}
+
 int srv_grlock_install(void)
 {
     PyGreenlet_Import();
@@ -290,5 +332,14 @@ int srv_grlock_install(void)
         return -1;
     int rc = PyObject_SetAttrString(threading, "_CRLock", (PyObject *)&GRLockType);
     Py_DECREF(threading);
+    if (rc < 0)
+        return -1;
+    PyObject *gthread = PyImport_ImportModule("gevent.thread");
+    PyObject *gevents = gthread ? PyObject_GetAttrString(gthread, "get_ident") : NULL;
+    Py_XDECREF(gthread);
+    PyObject *ours = gevents ? PyCFunction_New(&get_ident_def, NULL) : NULL;
+    rc = ours ? replace_get_ident(gevents, ours) : -1;
+    Py_XDECREF(ours);
+    Py_XDECREF(gevents);
     return rc;
 }

@@ -183,6 +183,8 @@ def test_threading_rlock_is_srvs_greenlet_lock_with_rlock_semantics(gsrv):
     status, got = get_json(gsrv.port, "/rlock")
     assert status == 200, got
     assert got["type"] == "srv.RLock", got
+    # get_ident(): the greenlet's id, as gevent's, from C
+    assert got["get_ident"] == [True, True, True, True, "builtin_function_or_method"], got
     assert got["reentrant"] == [True, True, True], got
     assert got["release_unowned"] == "cannot release un-acquired lock", got
     assert got["nonblocking_while_held"] is False, got

@@ -6,15 +6,17 @@
  * leaves threading.RLock() to CPython's pure-Python _RLock over gevent's
  * Python lock, srv_grlock_install() makes threading.RLock() return it, so
  * that taking a free lock costs no Python call.  Contended, it waits on a
- * gevent Semaphore, so only the waiting greenlet is suspended.
+ * gevent Semaphore, so only the waiting greenlet is suspended.  Also puts a
+ * C get_ident() (the current greenlet's id, as gevent's) in place of
+ * gevent's Python one in threading and _thread.
  */
 #ifndef SRV_GRLOCK_H
 #define SRV_GRLOCK_H
 
 #include <Python.h>
 
-/* Sets threading._CRLock to srv.RLock (gevent mode, after patch_all).
- * -1 with a Python error set. */
+/* Sets threading._CRLock to srv.RLock and replaces gevent's get_ident
+ * (gevent mode, after patch_all).  -1 with a Python error set. */
 int srv_grlock_install(void);
 
 #endif

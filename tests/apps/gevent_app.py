@@ -41,6 +41,14 @@ SHARED_COUNT = [0]
 def rlock_semantics():
     """threading.RLock in gevent mode: srv's C lock owned by a greenlet."""
     out = {"type": type(threading.RLock()).__module__ + "." + type(threading.RLock()).__name__}
+    import _thread
+    other = []
+    gevent.spawn(lambda: other.append(threading.get_ident())).join()
+    out["get_ident"] = [threading.get_ident() == id(gevent.getcurrent()),
+                        _thread.get_ident() == threading.get_ident(),
+                        other[0] != threading.get_ident(),
+                        threading.current_thread().ident == threading.get_ident(),
+                        type(threading.get_ident).__name__]
     lock = threading.RLock()
     out["reentrant"] = [lock.acquire(), lock.acquire(), lock._is_owned()]
     lock.release()
