@@ -49,6 +49,7 @@
     .access_log_format = "%h %l %u %t \"%r\" %>s %b \"%{Referer}i\" \"%{User-Agent}i\"", \
     .worker_timeout = 30.0, \
     .monkey_patch = 1, \
+    .gc_freeze = 1, \
 }
 
 srv_config srv_cfg = DEFAULTS;
@@ -117,6 +118,7 @@ static const char usage[] =
 "                          native: srv's own loop, no gevent (default: gevent\n"
 "                          when it can be imported, else native)\n"
 "  --no-monkey-patch       in gevent mode, do not call gevent.monkey.patch_all()\n"
+"  --no-gc-freeze          do not gc.freeze() what the app's import made\n"
 "  --request-timeout SECONDS\n"
 "                          raise srv.RequestTimeout in a request that runs\n"
 "                          longer; the client gets a 504 (default 0: off)\n"
@@ -225,7 +227,7 @@ enum {
     OPT_APP = 256, OPT_CHDIR, OPT_PYTHONPATH, OPT_BACKLOG, OPT_MAX_BODY, OPT_WS_MAX_MESSAGE,
     OPT_MAX_HEADER_SIZE, OPT_MAX_HEADERS, OPT_MAX_URI, OPT_KEEPALIVE,
     OPT_HEADER_TIMEOUT, OPT_IO_TIMEOUT, OPT_GRACEFUL_TIMEOUT,
-    OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION, OPT_MODE, OPT_NO_MONKEY_PATCH,
+    OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION, OPT_MODE, OPT_NO_MONKEY_PATCH, OPT_NO_GC_FREEZE,
     OPT_REQUEST_TIMEOUT, OPT_TIMEOUT, OPT_MAX_REQUESTS, OPT_MAX_REQUESTS_JITTER, OPT_PID,
     OPT_MAX_CONNECTIONS, OPT_UMASK, OPT_REUSE_PORT, OPT_ERROR_LOG, OPT_ACCESS_LOG,
     OPT_ACCESS_LOG_FORMAT, OPT_FORWARDED_ALLOW_IPS, OPT_PROXY_PROTOCOL, OPT_METRICS_BIND,
@@ -266,6 +268,7 @@ static const struct option options[] = {
     {"metrics-bind", required_argument, NULL, OPT_METRICS_BIND},
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"no-monkey-patch", no_argument, NULL, OPT_NO_MONKEY_PATCH},
+    {"no-gc-freeze", no_argument, NULL, OPT_NO_GC_FREEZE},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -349,6 +352,7 @@ static int set_option(srv_config *c, int opt, const char *label, const char *v,
     case OPT_PYTHONPATH: return push(&c->pythonpath, &c->npythonpath, v, err, errlen);
     case OPT_NO_SERVER_HEADER: c->server_header = !on; return 0;
     case OPT_NO_MONKEY_PATCH: c->monkey_patch = !on; return 0;
+    case OPT_NO_GC_FREEZE: c->gc_freeze = !on; return 0;
     case OPT_REUSE_PORT: c->reuse_port = on; return 0;
     case OPT_PROXY_PROTOCOL: c->proxy_protocol = on; return 0;
     case OPT_CHECK_CONFIG: c->check_config = on; return 0;

@@ -131,6 +131,19 @@ def test_version_matches_module(server_factory):
     assert res.stdout.strip() == "srv " + body.decode()
 
 
+@pytest.mark.parametrize("mode", ["gevent", "native"])
+def test_startup_objects_frozen_unless_no_gc_freeze(server_factory, mode):
+    # what the app's import made is gc.freeze()d before serving (the cyclic
+    # GC stops walking it); --no-gc-freeze leaves the collector alone
+    s = server_factory("routes:app", "--mode", mode)
+    status, _, body = s.get("/gc")
+    frozen = int(body.split()[1])
+    assert status == 200 and frozen > 1000 and body.endswith(b"enabled True"), body
+    s2 = server_factory("routes:app", "--mode", mode, "--no-gc-freeze")
+    status, _, body = s2.get("/gc")
+    assert status == 200 and body == b"frozen 0 enabled True", body
+
+
 def test_help():
     res = run_srv(["--help"])
     assert res.returncode == 0, res

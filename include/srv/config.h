@@ -54,6 +54,7 @@ typedef struct srv_config {
     int proxy_protocol;
     int mode;                    /* enum srv_mode */
     int monkey_patch;            /* gevent mode: patch_all() first */
+    int gc_freeze;               /* gc.freeze() once the app is loaded */
     const char *metrics_bind;    /* NULL: no Prometheus endpoint */
     const char *config_file;     /* absolute path, or NULL: no file */
     int check_config;            /* --check-config: validate, import, exit */

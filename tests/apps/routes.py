@@ -114,6 +114,12 @@ def big_header(environ, start_response):
     return [b"ok"]
 
 
+@route("/gc")
+def gc_state(environ, start_response):
+    import gc
+    return text(start_response, "frozen %d enabled %s" % (gc.get_freeze_count(), gc.isenabled()))
+
+
 @route("/version")
 def version(environ, start_response):
     return text(start_response, srv.__version__)
