@@ -20,7 +20,9 @@
  *                           runs what was ready, each in its context;
  *   _write_to_self, time    call_soon_threadsafe wakes srv's loop by an
  *                           ev_async (no self-pipe); time() is the
- *                           monotonic clock, as time.monotonic().
+ *                           monotonic clock, as time.monotonic();
+ *   create_task, create_future  asyncio.Task and asyncio.Future, without
+ *                           a Python frame.
  *
  * Whatever is pushed from outside the asyncio greenlet (a request's
  * create_task, a timer, an io event) kicks that greenlet (aio_kick), which
@@ -474,6 +476,15 @@ static void wake(selector *s)
         aio_kick(s);
 }
 
+/* The callback's arguments, as the tuple a handle keeps. */
+static PyObject *tuple_of(PyObject *const *items, Py_ssize_t n)
+{
+    PyObject *t = PyTuple_New(n);
+    for (Py_ssize_t i = 0; t && i < n; i++)
+        PyTuple_SET_ITEM(t, i, Py_NewRef(items[i]));
+    return t;
+}
+
 static PyObject *soon(selector *s, PyObject *callback, PyObject *args, PyObject *context)
 {
     aio_handle *h = handle_new(&HandleType, callback, args, context);
@@ -503,11 +514,9 @@ static PyObject *core_call_soon(PyObject *self, PyObject *const *args, Py_ssize_
     }
     if (debug_check(s, self, args[0], "call_soon") < 0)
         return NULL;
-    PyObject *cargs = PyTuple_New(nargs - 1);
+    PyObject *cargs = tuple_of(args + 1, nargs - 1);
     if (cargs == NULL)
         return NULL;
-    for (Py_ssize_t i = 1; i < nargs; i++)
-        PyTuple_SET_ITEM(cargs, i - 1, Py_NewRef(args[i]));
     PyObject *h = soon(s, args[0], cargs, context);
     Py_DECREF(cargs);
     return h;
@@ -534,11 +543,9 @@ static PyObject *timer_new(selector *s, PyObject *self, double when, PyObject *c
                      "call_soon_threadsafe)", method);
         return NULL;
     }
-    PyObject *cargs = PyTuple_New(nargs - 1);
+    PyObject *cargs = tuple_of(args + 1, nargs - 1);
     if (cargs == NULL)
         return NULL;
-    for (Py_ssize_t i = 1; i < nargs; i++)
-        PyTuple_SET_ITEM(cargs, i - 1, Py_NewRef(args[i]));
     aio_handle *h = handle_new(&TimerHandleType, args[0], cargs, context);
     Py_DECREF(cargs);
     if (h == NULL)
@@ -559,32 +566,43 @@ static int parse_time(PyObject *o, double *t)
     return *t == -1 && PyErr_Occurred() ? -1 : 0;
 }
 
+/* call_at(when, ...) and call_later(delay, ...): args[0] is the time,
+ * absolute or from now; the callback and its arguments follow. */
+static PyObject *schedule(const char *method, int from_now, PyObject *self, PyObject *const *args,
+                          Py_ssize_t nargs, PyObject *kwnames)
+{
+    selector *s = mine(self);
+    if (s == NULL || nargs < 2)
+        return call_base(method, self, args, nargs, kwnames);
+    PyObject *context;
+    double t;
+    if (parse_context(method, args, nargs, kwnames, &context) < 0 || parse_time(args[0], &t) < 0)
+        return NULL;
+    double when = from_now ? srv_monotonic() + t : t;
+    return timer_new(s, self, when, args + 1, nargs - 1, context, method);
+}
+
 /* call_at(when, callback, *args, context=None) */
 static PyObject *core_call_at(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                               PyObject *kwnames)
 {
-    selector *s = mine(self);
-    if (s == NULL || nargs < 2)
-        return call_base("call_at", self, args, nargs, kwnames);
-    PyObject *context;
-    double when;
-    if (parse_context("call_at", args, nargs, kwnames, &context) < 0 || parse_time(args[0], &when) < 0)
-        return NULL;
-    return timer_new(s, self, when, args + 1, nargs - 1, context, "call_at");
+    return schedule("call_at", 0, self, args, nargs, kwnames);
 }
 
 /* call_later(delay, callback, *args, context=None) */
 static PyObject *core_call_later(PyObject *self, PyObject *const *args, Py_ssize_t nargs,
                                  PyObject *kwnames)
 {
-    selector *s = mine(self);
-    if (s == NULL || nargs < 2)
-        return call_base("call_later", self, args, nargs, kwnames);
-    PyObject *context;
-    double delay;
-    if (parse_context("call_later", args, nargs, kwnames, &context) < 0 || parse_time(args[0], &delay) < 0)
-        return NULL;
-    return timer_new(s, self, srv_monotonic() + delay, args + 1, nargs - 1, context, "call_later");
+    return schedule("call_later", 1, self, args, nargs, kwnames);
+}
+
+/* asyncio's own handles: is handle._cancelled true?  1, 0, or -1. */
+static int foreign_cancelled(PyObject *handle)
+{
+    PyObject *c = PyObject_GetAttr(handle, s_cancelled);
+    int cancelled = c ? PyObject_IsTrue(c) : -1;
+    Py_XDECREF(c);
+    return cancelled;
 }
 
 /* _add_callback(handle): asyncio's reader and writer handles. */
@@ -594,9 +612,7 @@ static PyObject *core_add_callback(PyObject *self, PyObject *const *args, Py_ssi
     selector *s = mine(self);
     if (s == NULL || nargs != 1 || kwnames)
         return call_base("_add_callback", self, args, nargs, kwnames);
-    PyObject *c = PyObject_GetAttr(args[0], s_cancelled);
-    int cancelled = c ? PyObject_IsTrue(c) : -1;
-    Py_XDECREF(c);
+    int cancelled = foreign_cancelled(args[0]);
     if (cancelled < 0 || (!cancelled && ring_push(s, Py_NewRef(args[0])) < 0))
         return NULL;
     Py_RETURN_NONE;
@@ -614,9 +630,7 @@ static int run_entry(selector *s, PyObject *self, PyObject *o)
     }
     if (is_handle(o))
         return handle_run((aio_handle *)o, self);
-    PyObject *c = PyObject_GetAttr(o, s_cancelled);
-    int cancelled = c ? PyObject_IsTrue(c) : -1;
-    Py_XDECREF(c);
+    int cancelled = foreign_cancelled(o);
     if (cancelled)
         return cancelled < 0 ? -1 : 0;
     PyObject *r = PyObject_CallMethodNoArgs(o, s_run);

@@ -166,15 +166,23 @@ static PyObject *grlock_acquire(grlock *l, PyObject *args, PyObject *kw)
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
 
-static PyObject *grlock_release(grlock *l, PyObject *unused)
+/* Does the current greenlet hold l?  0, or -1 with RuntimeError set. */
+static int check_held(grlock *l)
 {
     void *me = current_owner();
     if (me == NULL)
-        return NULL;
+        return -1;
     if (l->count == 0 || l->owner != me) {
         PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
-        return NULL;
+        return -1;
     }
+    return 0;
+}
+
+static PyObject *grlock_release(grlock *l, PyObject *unused)
+{
+    if (check_held(l) < 0)
+        return NULL;
     if (--l->count == 0) {
         l->owner = NULL;
         if (hand_on(l) < 0)
@@ -199,13 +207,8 @@ static PyObject *grlock_is_owned(grlock *l, PyObject *unused)
 /* Condition.wait(): release whatever the count, keep it to restore. */
 static PyObject *grlock_release_save(grlock *l, PyObject *unused)
 {
-    void *me = current_owner();
-    if (me == NULL)
+    if (check_held(l) < 0)
         return NULL;
-    if (l->count == 0 || l->owner != me) {
-        PyErr_SetString(PyExc_RuntimeError, "cannot release un-acquired lock");
-        return NULL;
-    }
     unsigned long count = l->count;
     l->count = 0;
     l->owner = NULL;
