@@ -157,6 +157,33 @@ void srv_peer_names_clear(srv_peer_names *p)
     Py_CLEAR(p->port);
 }
 
+/* The text of the last peer address seen, kept for the process: behind a
+ * proxy every connection comes from the same address, and inet_ntop() costs
+ * ~2,300 instructions per connection (B2).  Owns one reference to text. */
+static struct {
+    sa_family_t family;
+    unsigned char addr[16];
+    PyObject *text;
+} last_peer;
+
+/* REMOTE_ADDR's text for an in_addr/in6_addr of len bytes: a new reference. */
+static PyObject *peer_addr_text(sa_family_t family, const void *addr, size_t len)
+{
+    if (last_peer.text != NULL && last_peer.family == family
+        && memcmp(last_peer.addr, addr, len) == 0)
+        return Py_NewRef(last_peer.text);
+    char host[INET6_ADDRSTRLEN] = "";
+    if (family != AF_UNSPEC)
+        inet_ntop(family, addr, host, sizeof host);
+    PyObject *text = PyUnicode_FromString(host);
+    if (text != NULL && family != AF_UNSPEC) {
+        last_peer.family = family;
+        memcpy(last_peer.addr, addr, len);
+        Py_XSETREF(last_peer.text, Py_NewRef(text));
+    }
+    return text;
+}
+
 /* REMOTE_ADDR and REMOTE_PORT, made once per connection and kept on its
  * exchange (a refusal before any request has none: made for the once). */
 static int set_remote(srv_conn *c, PyObject *env)
@@ -164,18 +191,18 @@ static int set_remote(srv_conn *c, PyObject *env)
     srv_peer_names once = {NULL, NULL};
     srv_peer_names *names = c->exchange ? &c->exchange->peer : &once;
     if (names->addr == NULL) {
-        char host[INET6_ADDRSTRLEN] = "";
         int port = -1;
         if (c->peer.ss_family == AF_INET) {
             struct sockaddr_in *a = (struct sockaddr_in *)&c->peer;
-            inet_ntop(AF_INET, &a->sin_addr, host, sizeof host);
+            names->addr = peer_addr_text(AF_INET, &a->sin_addr, sizeof a->sin_addr);
             port = ntohs(a->sin_port);
         } else if (c->peer.ss_family == AF_INET6) {
             struct sockaddr_in6 *a = (struct sockaddr_in6 *)&c->peer;
-            inet_ntop(AF_INET6, &a->sin6_addr, host, sizeof host);
+            names->addr = peer_addr_text(AF_INET6, &a->sin6_addr, sizeof a->sin6_addr);
             port = ntohs(a->sin6_port);
+        } else {
+            names->addr = peer_addr_text(AF_UNSPEC, NULL, 0);
         }
-        names->addr = PyUnicode_FromString(host);
         char digits[8];   /* a port: at most 5 digits */
         size_t nd = 0;
         for (int p = port; p > 0 || (port == 0 && nd == 0); p /= 10)

@@ -1,6 +1,8 @@
 """The WSGI environ srv builds, checked through the echo app."""
 
 import http.client
+import json
+import socket
 
 import pytest
 
@@ -273,3 +275,29 @@ def test_many_headers(echo_server):
     env = env_of(echo_server, "/many", headers=hdrs)
     for i in range(80):
         assert env["HTTP_X_HDR_%d" % i] == "value-%d" % i
+
+
+def test_remote_addr_follows_each_peer(echo_server):
+    """REMOTE_ADDR/REMOTE_PORT are each connection's own peer, also when
+    connections from different addresses alternate (environ.c keeps the text
+    of the last peer address to skip inet_ntop)."""
+    s = echo_server
+    for src in ("127.0.0.2", "127.0.0.3", "127.0.0.3", "127.0.0.1", "127.0.0.2"):
+        sock = socket.socket()
+        sock.settimeout(10)
+        sock.bind((src, 0))
+        sock.connect(("127.0.0.1", s.port))
+        sock.sendall(raw_request("GET", "/", host="127.0.0.1:%d" % s.port,
+                                 headers=[("Connection", "close")]))
+        data = b""
+        while True:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            data += chunk
+        cport = sock.getsockname()[1]
+        sock.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 200"), head
+        env = json.loads(body)["environ"]
+        assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (src, str(cport))
