@@ -1,12 +1,11 @@
 """The WSGI environ srv builds, checked through the echo app."""
 
 import http.client
-import json
 import socket
 
 import pytest
 
-from conftest import raw_request
+from conftest import RawConn, raw_request
 
 
 def echo(server, raw, conn=None):
@@ -284,20 +283,12 @@ def test_remote_addr_follows_each_peer(echo_server):
     s = echo_server
     for src in ("127.0.0.2", "127.0.0.3", "127.0.0.3", "127.0.0.1", "127.0.0.2"):
         sock = socket.socket()
-        sock.settimeout(10)
         sock.bind((src, 0))
-        sock.connect(("127.0.0.1", s.port))
-        sock.sendall(raw_request("GET", "/", host="127.0.0.1:%d" % s.port,
-                                 headers=[("Connection", "close")]))
-        data = b""
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                break
-            data += chunk
-        cport = sock.getsockname()[1]
-        sock.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 200"), head
-        env = json.loads(body)["environ"]
+        with RawConn(sock) as c:
+            sock.connect(("127.0.0.1", s.port))
+            c.send(raw_request("GET", "/", host="127.0.0.1:%d" % s.port))
+            r = c.read_response()
+            cport = sock.getsockname()[1]
+        assert r.status == 200, r
+        env = r.json()["environ"]
         assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (src, str(cport))
