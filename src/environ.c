@@ -203,6 +203,8 @@ static int set_remote(srv_conn *c, PyObject *env)
         } else {
             names->addr = peer_addr_text(AF_UNSPEC, NULL, 0);
         }
+        if (names->addr == NULL)
+            return -1;
         char digits[8];   /* a port: at most 5 digits */
         size_t nd = 0;
         for (int p = port; p > 0 || (port == 0 && nd == 0); p /= 10)
@@ -210,7 +212,7 @@ static int set_remote(srv_conn *c, PyObject *env)
         /* PyUnicode_FromFormat would cost ~1,200 instructions per connection */
         names->port = srv_fault("remote_addr") ? PyErr_NoMemory()
                       : PyUnicode_FromStringAndSize(digits + sizeof digits - nd, (Py_ssize_t)nd);
-        if (names->addr == NULL || names->port == NULL) {
+        if (names->port == NULL) {
             /* Both or neither: the next request must not find one NULL. */
             srv_peer_names_clear(names);
             return -1;
