@@ -166,17 +166,17 @@ static struct {
     PyObject *text;
 } last_peer;
 
-/* REMOTE_ADDR's text for an in_addr/in6_addr of len bytes: a new reference. */
+/* REMOTE_ADDR's text for an AF_INET/AF_INET6 address (in_addr/in6_addr of
+ * len bytes): a new reference. */
 static PyObject *peer_addr_text(sa_family_t family, const void *addr, size_t len)
 {
     if (last_peer.text != NULL && last_peer.family == family
         && memcmp(last_peer.addr, addr, len) == 0)
         return Py_NewRef(last_peer.text);
     char host[INET6_ADDRSTRLEN] = "";
-    if (family != AF_UNSPEC)
-        inet_ntop(family, addr, host, sizeof host);
+    inet_ntop(family, addr, host, sizeof host);
     PyObject *text = PyUnicode_FromString(host);
-    if (text != NULL && family != AF_UNSPEC) {
+    if (text != NULL) {
         last_peer.family = family;
         memcpy(last_peer.addr, addr, len);
         Py_XSETREF(last_peer.text, Py_NewRef(text));
@@ -201,7 +201,7 @@ static int set_remote(srv_conn *c, PyObject *env)
             names->addr = peer_addr_text(AF_INET6, &a->sin6_addr, sizeof a->sin6_addr);
             port = ntohs(a->sin6_port);
         } else {
-            names->addr = peer_addr_text(AF_UNSPEC, NULL, 0);
+            names->addr = Py_NewRef(v_empty);   /* a unix socket's peer */
         }
         if (names->addr == NULL)
             return -1;
