@@ -1,13 +1,14 @@
 #!/usr/bin/python3
 """18,000 long-polls on one worker, and a normal request meanwhile.
 
-    bench/longpoll.py [--modes gevent,native] [--peer]
+    bench/longpoll.py [--modes gevent,native] [--peer | --peers LIST]
                       [--step 1000] [--conns 18000] [--requests 2000] [--rate 400]
                       [--wrk-duration 10] [--sleep 60] [--nice -10]
 
 For each server (srv --mode gevent, srv --mode native, and with --peer
-gevent.pywsgi via bench/peer_gevent.py), one worker pinned to CPU 0 serving
-tests/apps/longpoll_app.py; this script and wrk are pinned to CPU 1 (--cpus):
+gevent.pywsgi via bench/peer_gevent.py and uWSGI's gevent mode, `uwsgi
+--gevent N`, which answers one request per connection), one worker pinned
+to CPU 0 serving tests/apps/longpoll_app.py; this script and wrk are pinned to CPU 1 (--cpus):
 
  0. the latency of normal requests with no one waiting (as in 2.), for
     comparison (--no-baseline skips it);
@@ -154,7 +155,24 @@ SERVERS = {
     "srv-gevent": ("/wait/event?timeout={sleep}", "event_waiters", True),
     "srv-native": ("/wait/sleep?s={sleep}", "sleepers", False),
     "gevent.pywsgi": ("/wait/event?timeout={sleep}", "event_waiters", True),
+    "uwsgi-gevent": ("/wait/event?timeout={sleep}", "event_waiters", True),
 }
+
+# uWSGI 2.0's gevent loop crashes on --http11-socket with gevent 22 (see
+# bench/run), so its peer closes every connection after one answer: the
+# latency client then connects once per request.
+NO_KEEPALIVE = {"uwsgi-gevent"}
+
+
+def peer_missing(name):
+    """Why a peer cannot run here, or None."""
+    if name == "uwsgi-gevent":
+        if shutil.which("uwsgi") is None:
+            return "uwsgi not installed"
+        for p in ("python3", "gevent_python3"):
+            if not os.path.exists("/usr/lib/uwsgi/plugins/%s_plugin.so" % p):
+                return "uwsgi plugin %s not installed" % p
+    return None
 
 
 def server_cmd(name, port, conns):
@@ -165,8 +183,27 @@ def server_cmd(name, port, conns):
         return pin + [SRV_COPY, "--app", "longpoll_app:app", "--bind", "127.0.0.1:%d" % port,
                       "--workers", "1", "--mode", name[4:], "--backlog", "16384",
                       "--max-connections", str(conns + 1000), "--log-level", "warning"]
+    if name == "uwsgi-gevent":
+        # One process (no --master): it is the worker.  --gevent N is its
+        # number of async cores, so N must cover every waiter plus the
+        # measuring requests; --listen is capped by net.core.somaxconn.
+        return pin + ["uwsgi", "--plugins", "python3,gevent_python3",
+                      "--http-socket", "127.0.0.1:%d" % port,
+                      "--add-header", "Connection: close",
+                      "--chdir", APPS, "--module", "longpoll_app:app", "--need-app",
+                      "--processes", "1", "--disable-logging", "--die-on-term",
+                      "--listen", str(min(4096, somaxconn())), "--tcp-nodelay",
+                      "--gevent", str(conns + 1000), "--gevent-early-monkey-patch"]
     return pin + [PY, os.path.join(REPO, "bench", "peer_gevent.py"), "--port", str(port),
                   "--app", "longpoll_app:app", "--chdir", APPS, "--backlog", "16384"]
+
+
+def somaxconn():
+    try:
+        with open("/proc/sys/net/core/somaxconn") as f:
+            return int(f.read())
+    except (OSError, ValueError):
+        return 128
 
 
 def start_server(name, conns):
@@ -239,11 +276,16 @@ def wait_stat(port, key, value, timeout):
         time.sleep(0.05)
 
 
-def keepalive_latency(port, n, rate):
+def keepalive_latency(port, n, rate, keepalive=True):
     """n GET /hello on one keep-alive connection, one every 1/rate s; the
-    latency of each is counted from its scheduled send time."""
-    s = socket.create_connection(("127.0.0.1", port), timeout=10)
-    s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    latency of each is counted from its scheduled send time.  With
+    keepalive=False (a server that closes after each answer) each request
+    gets a connection of its own, its connect counted in its latency."""
+    def connect():
+        c = socket.create_connection(("127.0.0.1", port), timeout=10)
+        c.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        return c
+    s = connect() if keepalive else None
     lat = []
     bad = 0
     t0 = time.perf_counter() + 0.05
@@ -253,6 +295,10 @@ def keepalive_latency(port, n, rate):
             delay = sched - time.perf_counter()
             if delay > 0:
                 time.sleep(delay)
+            if not keepalive:
+                if s is not None:
+                    s.close()
+                s = connect()
             s.sendall(HELLO)
             buf = b""
             while True:
@@ -269,10 +315,11 @@ def keepalive_latency(port, n, rate):
             if not buf.startswith(b"HTTP/1.1 200") or not buf.endswith(HELLO_BODY):
                 bad += 1
     finally:
-        s.close()
+        if s is not None:
+            s.close()
     lat.sort()
     return {
-        "requests": n, "rate": rate, "bad": bad,
+        "requests": n, "rate": rate, "bad": bad, "keepalive": keepalive,
         "p50_ms": round(pct(lat, 50) * 1e3, 3), "p90_ms": round(pct(lat, 90) * 1e3, 3),
         "p99_ms": round(pct(lat, 99) * 1e3, 3), "max_ms": round(lat[-1] * 1e3, 3),
     }
@@ -307,7 +354,7 @@ def wrk_latency(port, duration):
     return r
 
 
-def measure(port, proc, a):
+def measure(port, proc, a, keepalive=True):
     """The keep-alive client, then wrk; and how much of the server's CPU
     other processes took meanwhile."""
     cpu_a, srv_a, t_a = cpu_busy_s("cpu%d" % SERVER_CPU), sum(proc_cpu_s(p) for p in tree_pids(proc.pid)), \
@@ -315,7 +362,7 @@ def measure(port, proc, a):
     ccpu_a, mine_a = cpu_busy_s("cpu%d" % CLIENT_CPU), my_cpu_s()
     m = {"loadavg_before": loadavg()}
     log("  keep-alive client: %d requests at %d/s" % (a.requests, a.rate))
-    m["keepalive"] = keepalive_latency(port, a.requests, a.rate)
+    m["keepalive"] = keepalive_latency(port, a.requests, a.rate, keepalive)
     log("  wrk -t1 -c10 -d%ds" % a.wrk_duration)
     m["wrk"] = wrk_latency(port, a.wrk_duration)
     wall = time.monotonic() - t_a
@@ -371,8 +418,9 @@ def run_one(name, a):
     target_tpl, key, publish = SERVERS[name]
     target = target_tpl.format(sleep=a.sleep)
     expect = b"fired" if publish else b"slept"
+    keepalive = name not in NO_KEEPALIVE
     proc, port, worker = start_server(name, a.conns)
-    r = {"server": name, "conns": a.conns, "target": target}
+    r = {"server": name, "conns": a.conns, "target": target, "keepalive": keepalive}
     socks = []
     try:
         for _ in range(200):
@@ -381,7 +429,7 @@ def run_one(name, a):
         if a.baseline:
             r["quiet_before_idle"] = wait_quiet(a.quiet_wait)
             log("%s: latency with no one waiting" % name)
-            r["idle"] = measure(port, proc, a)
+            r["idle"] = measure(port, proc, a, keepalive)
             time.sleep(0.3)
         r["quiet_before_open"] = wait_quiet(a.quiet_wait)
         base = status_kib(worker, "VmRSS")
@@ -415,7 +463,7 @@ def run_one(name, a):
         r["fds"] = len(os.listdir("/proc/%d/fd" % worker))
 
         # Latency of normal requests while everyone waits.
-        r["loaded"] = measure(port, proc, a)
+        r["loaded"] = measure(port, proc, a, keepalive)
         still = stats(port)[key]
         r["waiting_after_measurement"] = still
         r["rss_after_measurement_kib"] = status_kib(worker, "VmRSS")
@@ -472,7 +520,11 @@ def main():
     ap.add_argument("--modes", default="gevent,native",
                     help="srv modes to run, comma-separated (gevent, native)")
     ap.add_argument("--peer", action="store_true",
-                    help="also gevent.pywsgi (bench/peer_gevent.py) on the same app")
+                    help="also gevent.pywsgi (bench/peer_gevent.py) and uWSGI's gevent mode "
+                         "(uwsgi --gevent) on the same app")
+    ap.add_argument("--peers", default="",
+                    help="peers to run, comma-separated (gevent.pywsgi, uwsgi-gevent); "
+                         "--peer is both")
     ap.add_argument("--conns", type=int, default=18000,
                     help="long-polls to open (18,000: under this machine's 20,000 descriptors)")
     ap.add_argument("--step", type=int, default=1000, help="RSS is sampled every STEP")
@@ -513,8 +565,16 @@ def main():
     SRV_COPY = os.path.join(tmp, "srv")
     shutil.copy2(os.environ.get("SRV_BIN") or os.path.join(REPO, "build", "srv"), SRV_COPY)
     names = ["srv-" + m.strip() for m in a.modes.split(",") if m.strip()]
+    skipped = []
+    peers = [p.strip() for p in a.peers.split(",") if p.strip()]
     if a.peer:
-        names.append("gevent.pywsgi")
+        peers += [p for p in ("gevent.pywsgi", "uwsgi-gevent") if p not in peers]
+    for p in peers:
+        why = peer_missing(p)
+        if why:
+            skipped.append("%s: %s" % (p, why))
+        else:
+            names.append(p)
     for n in names:
         if n not in SERVERS:
             sys.exit("unknown mode/server %r" % n)
@@ -534,6 +594,8 @@ def main():
              if PIN else "")
     ok = [r for r in results if "error" not in r]
     print()
+    for why in skipped:
+        print("skipped %s" % why)
     if NICE:
         where += ", nice %d" % NICE
     print("Normal requests (GET /hello) on one worker%s, with no one waiting and with %d "
@@ -552,7 +614,7 @@ def main():
                 continue
             k, w = m["keepalive"], m["wrk"]
             print("| %s | %s | %s / %s / %s | %s / %s / %s | %s | %s | %s | %s |" % (
-                r["server"], label, fmt(k["p50_ms"]), fmt(k["p99_ms"]), fmt(k["max_ms"]),
+                r["server"] + ("" if r["keepalive"] else " (a connection per request)"), label, fmt(k["p50_ms"]), fmt(k["p99_ms"]), fmt(k["max_ms"]),
                 fmt(w.get("p50_ms")), fmt(w.get("p99_ms")), fmt(w.get("max_ms")),
                 fmt(w.get("rps"), 0), fmt(m["server_cpu_pct"], 1), fmt(m["cpu_other_pct"], 1),
                 fmt(m["client_cpu_other_pct"], 1)))
