@@ -52,11 +52,18 @@ static PyObject *method_names[64];
 #define KEY_CACHE_MAX 256
 #define KEY_NAME_MAX 64
 
+/* The longest value a slot remembers: Host, User-Agent, Accept and the like
+ * repeat from request to request; cookies and tokens differ per client. */
+#define VALUE_CACHE_MAX 128
+
 typedef struct {
     uint32_t hash;
     uint32_t len;
     char name[KEY_NAME_MAX];   /* "HTTP_USER_AGENT" */
     PyObject *key;             /* owned, interned */
+    PyObject *value;           /* owned or NULL: the last short value of this
+                                * field, handed out again while the next
+                                * request's value has the same bytes */
 } key_slot;
 
 static key_slot key_cache[KEY_CACHE_SLOTS];
@@ -71,9 +78,11 @@ static uint32_t fnv1a(const char *p, size_t n)
 }
 
 /* A new reference to the interned key key[0..len) (HTTP_*), from the cache
- * (short keys, while it has room) or a str of its own. */
-static PyObject *cached_key(const char *buf, size_t len)
+ * (short keys, while it has room) or a str of its own; *slot is the key's
+ * cache slot, or NULL for a key the cache does not hold. */
+static PyObject *cached_key(const char *buf, size_t len, key_slot **slot)
 {
+    *slot = NULL;
     if (len > KEY_NAME_MAX)
         return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
     uint32_t h = fnv1a(buf, len);
@@ -89,22 +98,45 @@ static PyObject *cached_key(const char *buf, size_t len)
             memcpy(s->name, buf, len);
             s->key = k;
             key_cache_used++;
-            Py_INCREF(k);
-            return k;
+            *slot = s;
+            return Py_NewRef(k);
         }
         if (s->hash == h && s->len == len && memcmp(s->name, buf, len) == 0) {
-            Py_INCREF(s->key);
-            return s->key;
+            *slot = s;
+            return Py_NewRef(s->key);
         }
     }
     return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
 }
 
+/* A new reference to a header's value val[0..vlen) as a latin-1 str.  The
+ * key's slot keeps the last short value it was given, so a value that
+ * repeats (the same Host, User-Agent or Accept on every request) is one
+ * shared str rather than a new one per request: no allocation on the hot
+ * path, and fewer bytes per waiting request.  A str is immutable, so
+ * sharing it is invisible to the app. */
+static PyObject *header_value(key_slot *slot, const char *val, size_t vlen)
+{
+    if (slot == NULL || vlen > VALUE_CACHE_MAX)
+        return PyUnicode_DecodeLatin1(val, (Py_ssize_t)vlen, NULL);
+    PyObject *last = slot->value;
+    /* Every cached value came from PyUnicode_DecodeLatin1: one byte per
+     * character, so equal bytes mean an equal str. */
+    if (last != NULL && (size_t)PyUnicode_GET_LENGTH(last) == vlen
+        && memcmp(PyUnicode_1BYTE_DATA(last), val, vlen) == 0)
+        return Py_NewRef(last);
+    PyObject *v = PyUnicode_DecodeLatin1(val, (Py_ssize_t)vlen, NULL);
+    if (v != NULL)
+        Py_XSETREF(slot->value, Py_NewRef(v));
+    return v;
+}
+
 /* A new reference to the environ key of header name[0..len) (hdrkey.c
  * maps it); NULL with an exception, or NULL without one for a field that
- * the environ drops. */
-static PyObject *header_key(const char *name, size_t len)
+ * the environ drops.  *slot: the key's cache slot, or NULL. */
+static PyObject *header_key(const char *name, size_t len, key_slot **slot)
 {
+    *slot = NULL;
     char stackbuf[KEY_NAME_MAX];
     char *buf = stackbuf;
     if (SRV_HDRKEY_MAX(len) > sizeof stackbuf && (buf = malloc(SRV_HDRKEY_MAX(len))) == NULL)
@@ -114,7 +146,7 @@ static PyObject *header_key(const char *name, size_t len)
     switch (srv_hdrkey_make(name, len, buf, &klen)) {
     case SRV_HDRKEY_CONTENT_TYPE: key = Py_NewRef(k_content_type); break;
     case SRV_HDRKEY_CONTENT_LENGTH: key = Py_NewRef(k_content_length); break;
-    case SRV_HDRKEY_HTTP: key = cached_key(buf, klen); break;
+    case SRV_HDRKEY_HTTP: key = cached_key(buf, klen, slot); break;
     case SRV_HDRKEY_DROP: break;   /* could spoof a '-' field: dropped, as nginx does */
     }
     if (buf != stackbuf)
@@ -227,19 +259,23 @@ static int set_remote(srv_conn *c, PyObject *env)
 /* Adds one request header, joining repeats with "," ("; " for Cookie). */
 static int add_header(PyObject *env, const char *name, size_t nlen, const char *val, size_t vlen)
 {
-    PyObject *key = header_key(name, nlen);
+    key_slot *slot;
+    PyObject *key = header_key(name, nlen, &slot);
     if (key == NULL)
         return PyErr_Occurred() ? -1 : 0;
-    PyObject *v = PyUnicode_DecodeLatin1(val, (Py_ssize_t)vlen, NULL);
+    PyObject *v = header_value(slot, val, vlen);
     if (v == NULL) {
         Py_DECREF(key);
         return -1;
     }
+    /* Whether v went in is told by the size, not by old == v: a repeated
+     * field with the same short value gets the very same str back. */
+    Py_ssize_t before = PyDict_GET_SIZE(env);
     PyObject *old = PyDict_SetDefault(env, key, v);   /* borrowed */
     int rc = 0;
     if (old == NULL) {
         rc = -1;
-    } else if (old != v) {
+    } else if (PyDict_GET_SIZE(env) == before) {
         PyObject *joined = PyUnicode_FromFormat("%U%s%U", old,
                                                 srv_hdrkey_separator(name, nlen), v);
         rc = joined ? PyDict_SetItem(env, key, joined) : -1;
@@ -416,14 +452,17 @@ PyObject *srv_environ_build(srv_conn *c, PyObject **input)
         Py_XDECREF(raw);
         goto fail;
     }
-    Py_DECREF(raw);
     /* reqline.c split the target: absolute-form loses its scheme and
      * authority here, and its authority stands for Host below. */
     const char *path = base + req->path.off;
     size_t plen = req->path.len;
     srv_pathinfo_parts parts;
     srv_pathinfo_split(path, plen, &parts);
-    PyObject *path_info = decode_path(path, parts.path_len);
+    /* A target that is its own path ("/", "/api/items": no query, nothing
+     * percent-encoded) shares RAW_URI's str. */
+    PyObject *path_info = path == url && parts.path_len == ulen && memchr(path, '%', ulen) == NULL
+                              ? Py_NewRef(raw) : decode_path(path, parts.path_len);
+    Py_DECREF(raw);
     if (path_info == NULL || PyDict_SetItem(env, k_path_info, path_info) < 0) {
         Py_XDECREF(path_info);
         goto fail;

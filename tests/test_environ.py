@@ -292,3 +292,55 @@ def test_remote_addr_follows_each_peer(echo_server):
         assert r.status == 200, r
         env = r.json()["environ"]
         assert (env["REMOTE_ADDR"], env["REMOTE_PORT"]) == (src, str(cport))
+
+
+def test_repeated_identical_values_joined(echo_server):
+    """A field repeated with the same short value is joined, also once the
+    value is the one srv remembers for that field (environ.c hands out the
+    same str again)."""
+    for _ in range(3):
+        env = env_of(echo_server, "/same", headers=[("X-Twice", "v"), ("Accept", "*/*"),
+                                                    ("X-Twice", "v"), ("X-Twice", "w")])
+        assert env["HTTP_X_TWICE"] == "v,v,w"
+        assert env["HTTP_ACCEPT"] == "*/*"
+
+
+def test_header_values_follow_each_request(echo_server):
+    """Each request sees its own header values, on one connection and across
+    connections, when values repeat, change by one byte at the end, change
+    length, go past the remembered length, or differ only in a latin-1
+    byte."""
+    long_a = "a" * 127 + "x"
+    long_b = "a" * 127 + "y"
+    longer = "b" * 129
+    values = ["v1", "v1", "v2", "v1", "", "v1", long_a, long_a, long_b, longer,
+              longer[:-1] + "c", "caf\xe9", "cafe", "caf\xe9", "v1"]
+    c = echo_server.connect()
+    try:
+        for i, v in enumerate(values):
+            raw = (b"GET /v%d HTTP/1.1\r\nHost: h%d\r\nX-Val: " % (i, i % 2)
+                   + v.encode("latin-1") + b"\r\nUser-Agent: ua\r\n\r\n")
+            data, _ = echo(echo_server, raw, conn=c)
+            env = data["environ"]
+            assert env.get("HTTP_X_VAL", "") == v, (i, v)
+            assert env["HTTP_HOST"] == "h%d" % (i % 2)
+            assert env["HTTP_USER_AGENT"] == "ua"
+    finally:
+        c.close()
+    # a new connection: the remembered value is the last one sent above
+    env = env_of(echo_server, "/new", headers=[("X-Val", "v2")])
+    assert env["HTTP_X_VAL"] == "v2"
+
+
+@pytest.mark.parametrize("target,path,raw", [
+    ("/", "/", "/"),
+    ("/api/items", "/api/items", "/api/items"),
+    ("/api/items?x=1", "/api/items", "/api/items?x=1"),
+    ("/a%20b", "/a b", "/a%20b"),
+    ("/", "/", "/"),
+])
+def test_path_info_and_raw_uri(echo_server, target, path, raw):
+    """PATH_INFO shares RAW_URI's str when the target is its own path; the
+    values must still be each request's own."""
+    env = env_of(echo_server, target)
+    assert (env["PATH_INFO"], env["RAW_URI"], env["REQUEST_URI"]) == (path, raw, raw)
