@@ -48,6 +48,11 @@ static PyObject *method_names[64];
 
 /* ---- environ keys for request headers ---------------------------------- */
 
+/* A cache from a field name, as the client spelled it, to its environ key:
+ * clients send the same names in the same case on every request, so a hit
+ * costs a hash and a compare of the name, and hdrkey.c maps a name only the
+ * first time it is seen.  Each spelling ("Host", "host") has a slot of its
+ * own; all of them hold the same interned key. */
 #define KEY_CACHE_SLOTS 512
 #define KEY_CACHE_MAX 256
 #define KEY_NAME_MAX 64
@@ -58,9 +63,11 @@ static PyObject *method_names[64];
 
 typedef struct {
     uint32_t hash;
-    uint32_t len;
-    char name[KEY_NAME_MAX];   /* "HTTP_USER_AGENT" */
-    PyObject *key;             /* owned, interned */
+    uint32_t len;              /* 0: a free slot (a field name is never empty) */
+    char name[KEY_NAME_MAX];   /* the name as sent: "User-Agent" */
+    int kind;                  /* enum srv_hdrkey_kind */
+    PyObject *key;             /* owned, interned: "HTTP_USER_AGENT"; NULL
+                                * for a field the environ drops */
     PyObject *value;           /* owned or NULL: the last short value of this
                                 * field, handed out again while the next
                                 * request's value has the same bytes */
@@ -77,36 +84,58 @@ static uint32_t fnv1a(const char *p, size_t n)
     return h;
 }
 
-/* A new reference to the interned key key[0..len) (HTTP_*), from the cache
- * (short keys, while it has room) or a str of its own; *slot is the key's
- * cache slot, or NULL for a key the cache does not hold. */
-static PyObject *cached_key(const char *buf, size_t len, key_slot **slot)
+/* Maps the field name[0..len) with hdrkey.c: its kind, and in *key a new
+ * reference to its environ key (interned), or NULL for a dropped field.
+ * Returns -1 with an exception. */
+static int map_name(const char *name, size_t len, int *kind, PyObject **key)
 {
-    *slot = NULL;
+    char stackbuf[SRV_HDRKEY_MAX(KEY_NAME_MAX)];
+    char *buf = stackbuf;
+    if (SRV_HDRKEY_MAX(len) > sizeof stackbuf && (buf = malloc(SRV_HDRKEY_MAX(len))) == NULL) {
+        PyErr_NoMemory();
+        return -1;
+    }
+    size_t klen;
+    *key = NULL;
+    switch ((*kind = srv_hdrkey_make(name, len, buf, &klen))) {
+    case SRV_HDRKEY_CONTENT_TYPE: *key = Py_NewRef(k_content_type); break;
+    case SRV_HDRKEY_CONTENT_LENGTH: *key = Py_NewRef(k_content_length); break;
+    case SRV_HDRKEY_HTTP:
+        if ((*key = PyUnicode_DecodeLatin1(buf, (Py_ssize_t)klen, NULL)) != NULL)
+            PyUnicode_InternInPlace(key);
+        break;
+    case SRV_HDRKEY_DROP: break;   /* could spoof a '-' field: dropped, as nginx does */
+    }
+    if (buf != stackbuf)
+        free(buf);
+    return *key == NULL && *kind != SRV_HDRKEY_DROP ? -1 : 0;
+}
+
+/* The cache slot of the field name[0..len), filled in on first sight;
+ * NULL with an exception, or NULL without one when the name is too long for
+ * the cache or the cache is full (the caller maps the name itself). */
+static key_slot *name_slot(const char *name, size_t len)
+{
     if (len > KEY_NAME_MAX)
-        return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
-    uint32_t h = fnv1a(buf, len);
+        return NULL;
+    uint32_t h = fnv1a(name, len);
     for (uint32_t i = 0; i < KEY_CACHE_SLOTS; i++) {
         key_slot *s = &key_cache[(h + i) & (KEY_CACHE_SLOTS - 1)];
-        if (s->key == NULL) {
-            PyObject *k = PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
-            if (k == NULL || key_cache_used >= KEY_CACHE_MAX)
-                return k;
-            PyUnicode_InternInPlace(&k);
+        if (s->len == 0) {
+            if (key_cache_used >= KEY_CACHE_MAX)
+                return NULL;
+            if (map_name(name, len, &s->kind, &s->key) < 0)
+                return NULL;
             s->hash = h;
             s->len = (uint32_t)len;
-            memcpy(s->name, buf, len);
-            s->key = k;
+            memcpy(s->name, name, len);
             key_cache_used++;
-            *slot = s;
-            return Py_NewRef(k);
+            return s;
         }
-        if (s->hash == h && s->len == len && memcmp(s->name, buf, len) == 0) {
-            *slot = s;
-            return Py_NewRef(s->key);
-        }
+        if (s->hash == h && s->len == len && memcmp(s->name, name, len) == 0)
+            return s;
     }
-    return PyUnicode_DecodeLatin1(buf, (Py_ssize_t)len, NULL);
+    return NULL;
 }
 
 /* A new reference to a header's value val[0..vlen) as a latin-1 str.  The
@@ -133,25 +162,17 @@ static PyObject *header_value(key_slot *slot, const char *val, size_t vlen)
 
 /* A new reference to the environ key of header name[0..len) (hdrkey.c
  * maps it); NULL with an exception, or NULL without one for a field that
- * the environ drops.  *slot: the key's cache slot, or NULL. */
+ * the environ drops.  *slot: the name's cache slot, or NULL. */
 static PyObject *header_key(const char *name, size_t len, key_slot **slot)
 {
-    *slot = NULL;
-    char stackbuf[KEY_NAME_MAX];
-    char *buf = stackbuf;
-    if (SRV_HDRKEY_MAX(len) > sizeof stackbuf && (buf = malloc(SRV_HDRKEY_MAX(len))) == NULL)
-        return PyErr_NoMemory();
-    size_t klen;
-    PyObject *key = NULL;
-    switch (srv_hdrkey_make(name, len, buf, &klen)) {
-    case SRV_HDRKEY_CONTENT_TYPE: key = Py_NewRef(k_content_type); break;
-    case SRV_HDRKEY_CONTENT_LENGTH: key = Py_NewRef(k_content_length); break;
-    case SRV_HDRKEY_HTTP: key = cached_key(buf, klen, slot); break;
-    case SRV_HDRKEY_DROP: break;   /* could spoof a '-' field: dropped, as nginx does */
-    }
-    if (buf != stackbuf)
-        free(buf);
-    return key;
+    key_slot *s = *slot = name_slot(name, len);
+    if (s != NULL)
+        return Py_XNewRef(s->key);
+    if (PyErr_Occurred())
+        return NULL;
+    int kind;
+    PyObject *key;
+    return map_name(name, len, &kind, &key) < 0 ? NULL : key;
 }
 
 /* ---- environ ------------------------------------------------------------- */

@@ -344,3 +344,39 @@ def test_path_info_and_raw_uri(echo_server, target, path, raw):
     values must still be each request's own."""
     env = env_of(echo_server, target)
     assert (env["PATH_INFO"], env["RAW_URI"], env["REQUEST_URI"]) == (path, raw, raw)
+
+
+def test_header_name_spellings(echo_server):
+    """environ.c caches keys by the field name as sent: every spelling of a
+    name gets the one key (joined when repeated), names that differ in one
+    letter keep their own keys, and '_' names stay dropped on every request."""
+    for _ in range(2):
+        env = env_of(echo_server, "/names", headers=[
+            ("X-Spell", "a"), ("x-spell", "b"), ("X-SPELL", "c"),
+            ("X-Aa", "1"), ("X-Ab", "2"), ("x-ab", "3"),
+            ("content-TYPE", "text/x-t"), ("X_Spell", "dropped"),
+        ])
+        assert env["HTTP_X_SPELL"] == "a,b,c"
+        assert env["HTTP_X_AA"] == "1"
+        assert env["HTTP_X_AB"] == "2,3"
+        assert env["CONTENT_TYPE"] == "text/x-t"
+        assert "dropped" not in env.values()
+
+
+def test_header_names_past_the_cache(echo_server):
+    """Names longer than the cache holds (64 bytes), and more distinct names
+    than it has room for (256), map like any other."""
+    long_name = "X-" + "L" * 70
+    env = env_of(echo_server, "/long", headers=[(long_name, "v"), ("X-Short", "s")])
+    assert env["HTTP_" + long_name.upper().replace("-", "_")] == "v"
+    c = echo_server.connect()
+    try:
+        for r in range(4):
+            hdrs = [("X-Many-%d-%d" % (r, i), "%d.%d" % (r, i)) for i in range(80)]
+            data, _ = echo(echo_server, raw_request("GET", "/many%d" % r, hdrs,
+                                                    host="h"), conn=c)
+            env = data["environ"]
+            for i in range(80):
+                assert env["HTTP_X_MANY_%d_%d" % (r, i)] == "%d.%d" % (r, i)
+    finally:
+        c.close()
