@@ -66,6 +66,7 @@ typedef struct {
     uint32_t len;              /* 0: a free slot (a field name is never empty) */
     char name[KEY_NAME_MAX];   /* the name as sent: "User-Agent" */
     int kind;                  /* enum srv_hdrkey_kind */
+    int secret;                /* credentials: their values are not kept */
     PyObject *key;             /* owned, interned: "HTTP_USER_AGENT"; NULL
                                 * for a field the environ drops */
     PyObject *value;           /* owned or NULL: the last short value of this
@@ -111,6 +112,15 @@ static int map_name(const char *name, size_t len, int *kind, PyObject **key)
     return *key == NULL && *kind != SRV_HDRKEY_DROP ? -1 : 0;
 }
 
+/* Fields that carry credentials: the cache never keeps their values, so a
+ * token stays in memory no longer than its request. */
+static int is_credential(const char *name, size_t len)
+{
+    return (len == 13 && strncasecmp(name, "authorization", 13) == 0)
+           || (len == 19 && strncasecmp(name, "proxy-authorization", 19) == 0)
+           || (len == 6 && strncasecmp(name, "cookie", 6) == 0);
+}
+
 /* The cache slot of the field name[0..len), filled in on first sight;
  * NULL with an exception, or NULL without one when the name is too long for
  * the cache or the cache is full (the caller maps the name itself). */
@@ -129,6 +139,7 @@ static key_slot *name_slot(const char *name, size_t len)
             s->hash = h;
             s->len = (uint32_t)len;
             memcpy(s->name, name, len);
+            s->secret = is_credential(name, len);
             key_cache_used++;
             return s;
         }
@@ -143,10 +154,10 @@ static key_slot *name_slot(const char *name, size_t len)
  * repeats (the same Host, User-Agent or Accept on every request) is one
  * shared str rather than a new one per request: no allocation on the hot
  * path, and fewer bytes per waiting request.  A str is immutable, so
- * sharing it is invisible to the app. */
+ * sharing it is invisible to the app.  Credentials are never kept. */
 static PyObject *header_value(key_slot *slot, const char *val, size_t vlen)
 {
-    if (slot == NULL || vlen > VALUE_CACHE_MAX)
+    if (slot == NULL || slot->secret || vlen > VALUE_CACHE_MAX)
         return PyUnicode_DecodeLatin1(val, (Py_ssize_t)vlen, NULL);
     PyObject *last = slot->value;
     /* Every cached value came from PyUnicode_DecodeLatin1: one byte per

@@ -380,3 +380,29 @@ def test_header_names_past_the_cache(echo_server):
                 assert env["HTTP_X_MANY_%d_%d" % (r, i)] == "%d.%d" % (r, i)
     finally:
         c.close()
+
+
+def test_repeated_values_shared_but_not_credentials(routes_server):
+    """A short header value that repeats is handed to the app as the same
+    str (what saves the allocation per request), except the credentials
+    (Authorization, Proxy-Authorization, Cookie), which srv never keeps
+    beyond their request."""
+    hdrs = [("X-Same", "same-value"), ("Authorization", "Basic dTpw"),
+            ("Proxy-Authorization", "Basic cDpx"), ("Cookie", "sid=1"),
+            ("X-Long", "l" * 200)]
+    seen = []
+    for _ in range(3):
+        c = routes_server.connect()
+        try:
+            c.send(raw_request("GET", "/value-identity", hdrs, host="host.example"))
+            r = c.read_response()
+        finally:
+            c.close()
+        assert r.status == 200, r
+        seen.append(r.json())
+    last = seen[-1]
+    assert last["HTTP_X_SAME"] is True and last["HTTP_HOST"] is True, last
+    assert last["HTTP_AUTHORIZATION"] is False, last
+    assert last["HTTP_PROXY_AUTHORIZATION"] is False, last
+    assert last["HTTP_COOKIE"] is False, last
+    assert last["HTTP_X_LONG"] is False, last   # past the 128 bytes kept

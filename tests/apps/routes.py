@@ -671,6 +671,23 @@ def bad_iterable(environ, start_response):
     return 42
 
 
+# ---------------------------------------------------------------- environ
+
+_LAST_VALUES = {}
+
+
+@route("/value-identity")
+def value_identity(environ, start_response):
+    """For each HTTP_* key: is its value the very str the previous request
+    to this route had (srv shares repeated short header values)?"""
+    same = {}
+    for k, v in environ.items():
+        if k.startswith("HTTP_"):
+            same[k] = _LAST_VALUES.get(k) is v
+            _LAST_VALUES[k] = v
+    return as_json(start_response, same)
+
+
 # ------------------------------------------------------------------ app
 
 def app(environ, start_response):
