@@ -172,9 +172,8 @@ void srv_gevent_run(void)
     Py_XDECREF(r);
 }
 
-void srv_gevent_reset_locals(void)
+void srv_gevent_reset_locals(PyObject *g)
 {
-    PyObject *g = (PyObject *)srv_hub_current();
     /* gevent.local registers in the greenlet's __dict__: an empty dict means
      * there is nothing to forget (the common case).  A worker greenlet is
      * long-lived, so the dict the first call makes is made once. */
@@ -183,12 +182,9 @@ void srv_gevent_reset_locals(void)
     if (dict == NULL)
         PyErr_Clear();
     Py_XDECREF(dict);
-    if (used == 0) {
-        Py_DECREF(g);
+    if (used == 0)
         return;
-    }
     PyObject *r = PyObject_CallOneArg(reset_fn, g);
-    Py_DECREF(g);
     if (r == NULL)
         srv_log_pyerr("cannot reset gevent.local state");
     Py_XDECREF(r);

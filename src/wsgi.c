@@ -76,9 +76,9 @@ static void forget_request_locals(void)
     PyObject *self = (PyObject *)srv_hub_current();
     if (set_through_descriptor(self, s_gr_context, Py_None) < 0)
         srv_log_pyerr("cannot reset the greenlet's context");
-    Py_DECREF(self);
     if (srv_gevent_active)
-        srv_gevent_reset_locals();
+        srv_gevent_reset_locals(self);
+    Py_DECREF(self);
 }
 
 

@@ -11,6 +11,7 @@
 #ifndef SRV_GEVENTMODE_H
 #define SRV_GEVENTMODE_H
 
+#include <Python.h>
 #include <ev.h>
 
 /* Can gevent be imported?  (Clears the ImportError.) */
@@ -24,8 +25,9 @@ struct ev_loop *srv_gevent_setup(int monkey_patch);
 /* Runs gevent's hub (and so the loop) until srv_loop_stop() breaks it. */
 void srv_gevent_run(void);
 
-/* Forgets the gevent.local values the current (worker) greenlet set. */
-void srv_gevent_reset_locals(void);
+/* Forgets the gevent.local values that greenlet g (borrowed: the current
+ * worker, which the caller already holds) set. */
+void srv_gevent_reset_locals(PyObject *g);
 
 /* Makes the main greenlet the workers' parent again, for shut-down. */
 void srv_gevent_detach(void);
