@@ -9,7 +9,13 @@
 # APP (default hello:app) and CHDIR (default examples/) pick the app, e.g.
 # APP=djangohello:app CHDIR=bench/apps; KEEP=DIR keeps the worker's callgrind
 # file of the N2 run there (callgrind_annotate DIR/cg.N2).
+#
+# Python's string hashes are seeded at random per process, and where the
+# environ's keys land in its table moves a count by up to ~250 instructions
+# from run to run; the seed is fixed (PYTHONHASHSEED=0 unless set) so that
+# two builds compare like for like.
 set -eu
+export PYTHONHASHSEED="${PYTHONHASHSEED:-0}"
 repo=$(cd "$(dirname "$0")/.." && pwd)
 bin=${SRV_BIN:-$repo/build/srv}
 N1=${N1:-2000}
