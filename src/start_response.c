@@ -25,11 +25,23 @@
 
 /* ---- start_response and write() ----------------------------------------- */
 
+typedef struct WriteObject WriteObject;
+
 typedef struct {
     PyObject_HEAD
     srv_conn *conn;   /* NULL once the request is over */
     vectorcallfunc vectorcall;
+    WriteObject *write;   /* owned, or NULL until start_response is called */
 } StartResponseObject;
+
+/* The write() callable start_response returns.  It borrows its
+ * StartResponse, which owns it and clears `sr` when it goes, so neither
+ * type takes part in a reference cycle and neither needs the cyclic GC. */
+struct WriteObject {
+    PyObject_HEAD
+    StartResponseObject *sr;   /* borrowed; NULL once that is gone */
+    vectorcallfunc vectorcall;
+};
 
 /* RFC 9110 token characters, for header names. */
 static unsigned char tchar[256];
@@ -179,8 +191,7 @@ nomem:
     return -1;
 }
 
-static PyObject *write_callable(PyObject *self, PyObject *data);
-static PyMethodDef write_def = {"write", write_callable, METH_O, "write(data): send body bytes now"};
+static PyObject *write_of(StartResponseObject *sr);
 
 /* start_response(status, headers, exc_info=None), called the vectorcall
  * way: no argument tuple is built on the hot path. */
@@ -244,11 +255,16 @@ static PyObject *start_response_vectorcall(PyObject *self, PyObject *const *args
         srv_response_head_cancel(r);
         return NULL;
     }
-    return PyCFunction_New(&write_def, self);
+    return write_of((StartResponseObject *)self);
 }
 
 static void start_response_dealloc(PyObject *self)
 {
+    StartResponseObject *sr = (StartResponseObject *)self;
+    if (sr->write != NULL) {
+        sr->write->sr = NULL;   /* a write() the app kept now raises */
+        Py_DECREF(sr->write);
+    }
     PyObject_Free(self);
 }
 
@@ -264,9 +280,16 @@ static PyTypeObject StartResponseType = {
 };
 
 
-static PyObject *write_callable(PyObject *self, PyObject *data)
+static PyObject *write_vectorcall(PyObject *self, PyObject *const *args, size_t nargsf,
+                                  PyObject *kwnames)
 {
-    srv_conn *c = ((StartResponseObject *)self)->conn;
+    if (PyVectorcall_NARGS(nargsf) != 1 || (kwnames && PyTuple_GET_SIZE(kwnames))) {
+        PyErr_SetString(PyExc_TypeError, "write() takes exactly one argument, the bytes to send");
+        return NULL;
+    }
+    PyObject *data = args[0];
+    StartResponseObject *sr = ((WriteObject *)self)->sr;
+    srv_conn *c = sr ? sr->conn : NULL;
     if (c == NULL) {
         PyErr_SetString(PyExc_RuntimeError, "write() called after the request ended");
         return NULL;
@@ -290,6 +313,36 @@ static PyObject *write_callable(PyObject *self, PyObject *data)
     Py_RETURN_NONE;
 }
 
+static void write_dealloc(PyObject *self)
+{
+    PyObject_Free(self);
+}
+
+static PyTypeObject WriteType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "srv.Write",
+    .tp_basicsize = sizeof(WriteObject),
+    .tp_dealloc = write_dealloc,
+    .tp_vectorcall_offset = offsetof(WriteObject, vectorcall),
+    .tp_call = PyVectorcall_Call,
+    .tp_flags = Py_TPFLAGS_DEFAULT | Py_TPFLAGS_HAVE_VECTORCALL,
+    .tp_doc = "write(data): send body bytes now (PEP 3333)",
+};
+
+/* sr's write(), made at its first start_response: a new reference. */
+static PyObject *write_of(StartResponseObject *sr)
+{
+    if (sr->write == NULL) {
+        WriteObject *w = PyObject_New(WriteObject, &WriteType);
+        if (w == NULL)
+            return NULL;
+        w->sr = sr;
+        w->vectorcall = write_vectorcall;
+        sr->write = w;
+    }
+    return Py_NewRef((PyObject *)sr->write);
+}
+
 /* ---- for the request driver ---------------------------------------------- */
 
 PyObject *srv_start_response_new(srv_conn *c)
@@ -299,7 +352,17 @@ PyObject *srv_start_response_new(srv_conn *c)
         return NULL;
     sr->conn = c;
     sr->vectorcall = start_response_vectorcall;
+    sr->write = NULL;
     return (PyObject *)sr;
+}
+
+int srv_start_response_reattach(PyObject *obj, srv_conn *c)
+{
+    StartResponseObject *sr = (StartResponseObject *)obj;
+    if (Py_REFCNT(obj) != 1 || (sr->write != NULL && Py_REFCNT(sr->write) != 1))
+        return 0;   /* the app kept it, or its write(): those stay detached */
+    sr->conn = c;
+    return 1;
 }
 
 void srv_start_response_detach(PyObject *sr)
@@ -310,5 +373,5 @@ void srv_start_response_detach(PyObject *sr)
 int srv_start_response_init(void)
 {
     srv_start_response_init_tables();
-    return PyType_Ready(&StartResponseType);
+    return PyType_Ready(&StartResponseType) < 0 || PyType_Ready(&WriteType) < 0 ? -1 : 0;
 }

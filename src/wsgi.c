@@ -147,12 +147,17 @@ static int run_app(srv_conn *c, PyObject **environ, PyObject *start_response, in
  * (logged) or refused (answered); *failed tells which. */
 static int prepare_app(srv_conn *c, PyObject *environ, PyObject **start_response, int *failed)
 {
-    *start_response = srv_start_response_new(c);
-    if (*start_response == NULL) {
-        srv_log_pyerr("cannot create start_response");
-        *failed = 1;
-        return -1;
+    srv_exchange *x = c->exchange;
+    if (x->start_response == NULL || !srv_start_response_reattach(x->start_response, c)) {
+        PyObject *sr = srv_start_response_new(c);
+        if (sr == NULL) {
+            srv_log_pyerr("cannot create start_response");
+            *failed = 1;
+            return -1;
+        }
+        Py_XSETREF(x->start_response, sr);
     }
+    *start_response = x->start_response;   /* borrowed: x keeps it */
     if (!c->req.upgrade)
         return 0;
     int offer = srv_ws_offer(c, environ, app);
@@ -199,10 +204,8 @@ static int handle_request(srv_conn *c)
     int keep = srv_response_keep_alive(c) && !killed;
     if (keep && !c->req.message_done)
         keep = srv_input_drain(c);
-    if (start_response) {
+    if (start_response)
         srv_start_response_detach(start_response);
-        Py_DECREF(start_response);
-    }
     if (input) {
         srv_input_detach(input);
         Py_DECREF(input);
@@ -249,6 +252,7 @@ static void forget_connection(srv_conn *c)
     srv_exchange *x = c->exchange;
     if (x) {
         srv_peer_names_clear(&x->peer);
+        Py_CLEAR(x->start_response);
         srv_response_free(x->resp);
         free(x);
         c->exchange = NULL;

@@ -314,6 +314,40 @@ def test_write_only(routes_server):
     c.close()
 
 
+@pytest.mark.parametrize("what", ["write", "sr", "both"])
+def test_kept_callables_stay_with_their_request(routes_server, what):
+    """srv hands each keep-alive connection's requests the same
+    start_response while the app keeps no reference to it: a start_response
+    or write() that an app did keep from an earlier request must raise, on
+    the same connection and on another, and never reach the response of the
+    request that is running."""
+    c = routes_server.connect()
+    try:
+        c.send(raw_request("GET", "/keep-callables?what=" + what))
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"kept " + what.encode(), r
+        for conn in (c, None):
+            own = conn is None
+            conn = conn or routes_server.connect()
+            try:
+                conn.send(raw_request("GET", "/use-kept"))
+                r = conn.read_response()
+                conn.send(raw_request("GET", "/hello"))
+                after = conn.read_response()
+            finally:
+                if own:
+                    conn.close()
+            assert r.status == 200, r
+            assert b"LEAKED" not in r.body and b"Stolen" not in r.body, r.body
+            out = r.json()
+            expect = {"write": {"write": "RuntimeError"}, "sr": {"sr": "RuntimeError"},
+                      "both": {"write": "RuntimeError", "sr": "RuntimeError"}}[what]
+            assert out == expect
+            assert after.status == 200 and after.body == b"Hello, World!\n"
+    finally:
+        c.close()
+
+
 # ------------------------------------------------------------------ close()
 
 def test_close_called_on_success(routes_server):

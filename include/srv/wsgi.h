@@ -26,6 +26,9 @@ struct srv_listener;
 typedef struct srv_exchange {
     srv_response *resp;        /* response.c's; reset for each request */
     srv_peer_names peer;       /* environ.c's: REMOTE_ADDR and REMOTE_PORT */
+    PyObject *start_response;  /* owned or NULL: start_response.c's callable,
+                                * re-attached to each request the app did not
+                                * keep it from */
 } srv_exchange;
 
 /* The response of the request c serves. */

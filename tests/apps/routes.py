@@ -280,6 +280,45 @@ def write_only(environ, start_response):
     return []
 
 
+_KEPT = {}
+
+
+@route("/keep-callables")
+def keep_callables(environ, start_response):
+    """Keeps this request's start_response and/or its write() (?what=sr,
+    write or both) for /use-kept to call during a later request."""
+    what = query(environ).get("what", "both")
+    w = start_response("200 OK", [("Content-Type", "text/plain")])
+    _KEPT.clear()
+    if what in ("sr", "both"):
+        _KEPT["sr"] = start_response
+    if what in ("write", "both"):
+        _KEPT["write"] = w
+    return [b"kept " + what.encode()]
+
+
+@route("/use-kept")
+def use_kept(environ, start_response):
+    """Calls what /keep-callables kept, then answers through its own
+    start_response and write(): JSON naming each outcome."""
+    out = {}
+    if "sr" in _KEPT:   # before this request's own start_response
+        try:
+            _KEPT["sr"]("500 Stolen", [])
+            out["sr"] = "started"
+        except Exception as e:  # noqa: BLE001 - the outcome is the answer
+            out["sr"] = type(e).__name__
+    w = start_response("200 OK", [("Content-Type", "application/json")])
+    if "write" in _KEPT:   # after it, when a write() could send
+        try:
+            _KEPT["write"](b"LEAKED-INTO-ANOTHER-RESPONSE")
+            out["write"] = "wrote"
+        except Exception as e:  # noqa: BLE001
+            out["write"] = type(e).__name__
+    w(json.dumps(out, sort_keys=True).encode())
+    return []
+
+
 @route("/write_big")
 def write_big(environ, start_response):
     """?size=N: the whole body goes through write(), 1 MiB at a time."""
