@@ -21,7 +21,6 @@
 #include "srv/conn.h"
 #include "srv/filewrap.h"
 #include "srv/hdrkey.h"
-#include "srv/input.h"
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/pathinfo.h"
@@ -459,9 +458,8 @@ fail:
     srv_log_pyerr("access log of a refused request");
 }
 
-PyObject *srv_environ_build(srv_conn *c, PyObject **input)
+PyObject *srv_environ_build(srv_conn *c, PyObject *input)
 {
-    *input = NULL;
     srv_request *req = &c->req;
     const char *base = c->rbuf.data;
     PyObject *env = PyDict_Copy(c->listener->environ_template);
@@ -529,8 +527,7 @@ PyObject *srv_environ_build(srv_conn *c, PyObject **input)
     if (fwd.any && srv_proxy_trusted(&c->peer) && apply_forwarding(env, &fwd) < 0)
         goto fail;
 
-    *input = srv_input_new(c);   /* the caller's: detached at the end */
-    if (*input == NULL || PyDict_SetItem(env, k_wsgi_input, *input) < 0)
+    if (PyDict_SetItem(env, k_wsgi_input, input) < 0)
         goto fail;
     return env;
 fail:

@@ -227,6 +227,14 @@ PyObject *srv_input_new(srv_conn *c)
     return (PyObject *)in;
 }
 
+int srv_input_reattach(PyObject *input, srv_conn *c)
+{
+    if (Py_REFCNT(input) != 1)
+        return 0;
+    ((InputObject *)input)->conn = c;
+    return 1;
+}
+
 void srv_input_detach(PyObject *input)
 {
     ((InputObject *)input)->conn = NULL;

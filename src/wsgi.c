@@ -142,6 +142,20 @@ static int run_app(srv_conn *c, PyObject **environ, PyObject *start_response, in
     return failed ? -1 : 0;
 }
 
+/* The connection's wsgi.input for this request (borrowed: c's exchange
+ * keeps it), a new one if the app kept the last; NULL with an exception. */
+static PyObject *input_of(srv_conn *c)
+{
+    srv_exchange *x = c->exchange;
+    if (x->input == NULL || !srv_input_reattach(x->input, c)) {
+        PyObject *in = srv_input_new(c);
+        if (in == NULL)
+            return NULL;
+        Py_XSETREF(x->input, in);
+    }
+    return x->input;
+}
+
 /* Before the app: its start_response, and the WebSocket handshake if the
  * request asks for one.  0, 1 (a WebSocket was offered), or -1: failed
  * (logged) or refused (answered); *failed tells which. */
@@ -178,8 +192,9 @@ static int handle_request(srv_conn *c)
     int killed = 0, failed = 0;
     double started = srv_access_log_enabled ? srv_monotonic() : 0;
     double metrics_began = srv_metrics_request_begin();
-    PyObject *input, *start_response = NULL;
-    PyObject *environ = srv_environ_build(c, &input);
+    PyObject *start_response = NULL;
+    PyObject *input = input_of(c);   /* borrowed: x keeps it */
+    PyObject *environ = input ? srv_environ_build(c, input) : NULL;
     srv_http_release_head(&c->req);
     srv_conn_consumed(c, c->rpos);   /* nothing left to parse: no buffer while the app runs */
     if (environ == NULL) {
@@ -206,10 +221,8 @@ static int handle_request(srv_conn *c)
         keep = srv_input_drain(c);
     if (start_response)
         srv_start_response_detach(start_response);
-    if (input) {
+    if (input)
         srv_input_detach(input);
-        Py_DECREF(input);
-    }
     srv_response_end(x->resp);
     forget_request_locals();
     return killed ? -1 : keep;
@@ -253,6 +266,7 @@ static void forget_connection(srv_conn *c)
     if (x) {
         srv_peer_names_clear(&x->peer);
         Py_CLEAR(x->start_response);
+        Py_CLEAR(x->input);
         srv_response_free(x->resp);
         free(x);
         c->exchange = NULL;

@@ -348,3 +348,28 @@ def test_readline_very_long_line(routes_server, chunked):
     assert r.status == 200
     res = r.json()
     assert [len(x) for x in res["lines"]] == [(1 << 20) + 1, 6]
+
+
+def test_kept_input_reads_nothing_of_a_later_request(routes_server):
+    """srv hands each keep-alive connection's requests the same wsgi.input
+    object while the app keeps no reference to it: one that an app did keep
+    from an earlier request reads b"", on the same connection and on
+    another, and the later request's body goes to its own wsgi.input."""
+    c = routes_server.connect()
+    try:
+        c.send(raw_request("POST", "/keep-input", body=b"first-body"))
+        r = c.read_response()
+        assert r.status == 200 and r.body == b"kept input", r
+        for conn in (c, None):
+            own = conn is None
+            conn = conn or routes_server.connect()
+            try:
+                conn.send(raw_request("POST", "/read-kept-input", body=b"second-body"))
+                r = conn.read_response()
+            finally:
+                if own:
+                    conn.close()
+            assert r.status == 200, r
+            assert r.json() == {"kept": "", "own": "second-body"}
+    finally:
+        c.close()

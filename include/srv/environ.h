@@ -32,8 +32,7 @@ int srv_environ_init(void);
 PyObject *srv_environ_template(struct srv_listener *l, const char *host, const char *port);
 
 /* The environ of the request whose head c has parsed (new reference), or
- * NULL with an exception.  *input: its wsgi.input (a new reference, for
- * the caller to detach at the end), or NULL. */
-PyObject *srv_environ_build(struct srv_conn *c, PyObject **input);
+ * NULL with an exception; input (borrowed) is its wsgi.input. */
+PyObject *srv_environ_build(struct srv_conn *c, PyObject *input);
 
 #endif

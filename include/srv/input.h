@@ -19,6 +19,11 @@ extern PyTypeObject srv_InputType;
 /* A new wsgi.input reading from c's current request. */
 PyObject *srv_input_new(struct srv_conn *c);
 
+/* Attaches a detached input to the next request c serves if nothing but
+ * its one owner holds it (an app that kept it sees b"" on): 1 if it did, 0
+ * if the caller needs a new one. */
+int srv_input_reattach(PyObject *input, struct srv_conn *c);
+
 /* The request is over: later reads return b"" instead of touching c. */
 void srv_input_detach(PyObject *input);
 

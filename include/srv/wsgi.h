@@ -29,6 +29,8 @@ typedef struct srv_exchange {
     PyObject *start_response;  /* owned or NULL: start_response.c's callable,
                                 * re-attached to each request the app did not
                                 * keep it from */
+    PyObject *input;           /* owned or NULL: input.c's wsgi.input, the
+                                * same way */
 } srv_exchange;
 
 /* The response of the request c serves. */

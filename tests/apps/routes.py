@@ -319,6 +319,25 @@ def use_kept(environ, start_response):
     return []
 
 
+@route("/keep-input")
+def keep_input(environ, start_response):
+    """Keeps this request's wsgi.input for /read-kept-input."""
+    _KEPT.clear()
+    _KEPT["input"] = environ["wsgi.input"]
+    return text(start_response, b"kept input")
+
+
+@route("/read-kept-input")
+def read_kept_input(environ, start_response):
+    """Reads what the kept wsgi.input gives now (a finished request's: b""),
+    then this request's own body: JSON {"kept": ..., "own": ...}."""
+    kept = _KEPT["input"].read()
+    n = int(environ.get("CONTENT_LENGTH") or 0)
+    own = environ["wsgi.input"].read(n)
+    return as_json(start_response, {"kept": kept.decode("latin-1"),
+                                    "own": own.decode("latin-1")})
+
+
 @route("/write_big")
 def write_big(environ, start_response):
     """?size=N: the whole body goes through write(), 1 MiB at a time."""
