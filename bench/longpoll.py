@@ -51,7 +51,8 @@ import sys
 import tempfile
 import time
 
-from procstat import children, cpu_busy_s, free_port, proc_cpu_s, status_kib, tree_pids
+from procstat import (children, cpu_busy_s, free_port, proc_cpu_s, status_kib, tree_pids,
+                      uwsgi_missing)
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 APPS = os.path.join(REPO, "tests", "apps")
@@ -167,11 +168,7 @@ NO_KEEPALIVE = {"uwsgi-gevent"}
 def peer_missing(name):
     """Why a peer cannot run here, or None."""
     if name == "uwsgi-gevent":
-        if shutil.which("uwsgi") is None:
-            return "uwsgi not installed"
-        for p in ("python3", "gevent_python3"):
-            if not os.path.exists("/usr/lib/uwsgi/plugins/%s_plugin.so" % p):
-                return "uwsgi plugin %s not installed" % p
+        return uwsgi_missing(("python3", "gevent_python3"))
     return None
 
 

@@ -1,7 +1,9 @@
 """What the bench scripts read from /proc, in one place: free ports,
-process trees, their CPU time and memory, and how busy each CPU is.
+process trees, their CPU time and memory, and how busy each CPU is; and
+whether uWSGI, a peer of both, is installed with the plugins it needs.
 Imported by bench/ws_echo.py and bench/longpoll.py (run from bench/)."""
 import os
+import shutil
 import socket
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -11,6 +13,17 @@ def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
+
+
+def uwsgi_missing(plugins):
+    """Why uwsgi with these plugins (e.g. "python3", "gevent_python3")
+    cannot run here, or None."""
+    if shutil.which("uwsgi") is None:
+        return "uwsgi not installed"
+    for p in plugins:
+        if not os.path.exists("/usr/lib/uwsgi/plugins/%s_plugin.so" % p):
+            return "uwsgi plugin %s not installed" % p
+    return None
 
 
 def status_kib(pid, key):

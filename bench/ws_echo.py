@@ -46,7 +46,8 @@ import tempfile
 import time
 import urllib.request
 
-from procstat import CLK_TCK, cpu_busy_s, free_port, proc_cpu_s, status_kib, tree_pids
+from procstat import (CLK_TCK, cpu_busy_s, free_port, proc_cpu_s, status_kib, tree_pids,
+                      uwsgi_missing)
 
 PY = "/usr/bin/python3"
 BENCH = os.path.dirname(os.path.abspath(__file__))
@@ -91,12 +92,7 @@ def check_module(mod):
 
 
 def check_uwsgi():
-    if shutil.which("uwsgi") is None:
-        return "uwsgi not installed"
-    for p in ("python3", "gevent_python3"):
-        if not os.path.exists("/usr/lib/uwsgi/plugins/%s_plugin.so" % p):
-            return "uwsgi plugin %s not installed" % p
-    return None
+    return uwsgi_missing(("python3", "gevent_python3"))
 
 
 def srv_argv(mode):
