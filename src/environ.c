@@ -115,9 +115,9 @@ static int map_name(const char *name, size_t len, int *kind, PyObject **key)
  * token stays in memory no longer than its request. */
 static int is_credential(const char *name, size_t len)
 {
-    return (len == 13 && strncasecmp(name, "authorization", 13) == 0)
-           || (len == 19 && strncasecmp(name, "proxy-authorization", 19) == 0)
-           || (len == 6 && strncasecmp(name, "cookie", 6) == 0);
+    return SRV_FIELD_NAME_IS(name, len, "authorization")
+           || SRV_FIELD_NAME_IS(name, len, "proxy-authorization")
+           || SRV_FIELD_NAME_IS(name, len, "cookie");
 }
 
 /* The cache slot of the field name[0..len), filled in on first sight;
