@@ -142,18 +142,21 @@ static int run_app(srv_conn *c, PyObject **environ, PyObject *start_response, in
     return failed ? -1 : 0;
 }
 
-/* The connection's wsgi.input for this request (borrowed: c's exchange
- * keeps it), a new one if the app kept the last; NULL with an exception. */
-static PyObject *input_of(srv_conn *c)
+/* One of the per-request objects c's exchange keeps in *kept (wsgi.input,
+ * start_response) for this request: the same one re-attached to c, or a new
+ * one if the app kept the last.  Borrowed (*kept owns it); NULL with an
+ * exception. */
+static PyObject *kept_for(srv_conn *c, PyObject **kept,
+                          int (*reattach)(PyObject *, srv_conn *),
+                          PyObject *(*make)(srv_conn *))
 {
-    srv_exchange *x = c->exchange;
-    if (x->input == NULL || !srv_input_reattach(x->input, c)) {
-        PyObject *in = srv_input_new(c);
-        if (in == NULL)
+    if (*kept == NULL || !reattach(*kept, c)) {
+        PyObject *o = make(c);
+        if (o == NULL)
             return NULL;
-        Py_XSETREF(x->input, in);
+        Py_XSETREF(*kept, o);
     }
-    return x->input;
+    return *kept;
 }
 
 /* Before the app: its start_response, and the WebSocket handshake if the
@@ -161,17 +164,13 @@ static PyObject *input_of(srv_conn *c)
  * (logged) or refused (answered); *failed tells which. */
 static int prepare_app(srv_conn *c, PyObject *environ, PyObject **start_response, int *failed)
 {
-    srv_exchange *x = c->exchange;
-    if (x->start_response == NULL || !srv_start_response_reattach(x->start_response, c)) {
-        PyObject *sr = srv_start_response_new(c);
-        if (sr == NULL) {
-            srv_log_pyerr("cannot create start_response");
-            *failed = 1;
-            return -1;
-        }
-        Py_XSETREF(x->start_response, sr);
+    *start_response = kept_for(c, &c->exchange->start_response,
+                               srv_start_response_reattach, srv_start_response_new);
+    if (*start_response == NULL) {
+        srv_log_pyerr("cannot create start_response");
+        *failed = 1;
+        return -1;
     }
-    *start_response = x->start_response;   /* borrowed: x keeps it */
     if (!c->req.upgrade)
         return 0;
     int offer = srv_ws_offer(c, environ, app);
@@ -193,7 +192,7 @@ static int handle_request(srv_conn *c)
     double started = srv_access_log_enabled ? srv_monotonic() : 0;
     double metrics_began = srv_metrics_request_begin();
     PyObject *start_response = NULL;
-    PyObject *input = input_of(c);   /* borrowed: x keeps it */
+    PyObject *input = kept_for(c, &x->input, srv_input_reattach, srv_input_new);
     PyObject *environ = input ? srv_environ_build(c, input) : NULL;
     srv_http_release_head(&c->req);
     srv_conn_consumed(c, c->rpos);   /* nothing left to parse: no buffer while the app runs */
