@@ -52,6 +52,9 @@ static PyObject *srv_sleep(PyObject *module, PyObject *arg)
     if (s == NULL)
         return PyErr_NoMemory();
     s->waiter = srv_hub_current();
+    /* libev counts a timer from ev_now(), the start of the loop's pass; the
+     * app may have run long since then, and sleep must not end early. */
+    ev_now_update(srv_loop);
     ev_timer_init(&s->timer, on_wake, seconds, 0.);
     ev_timer_start(srv_loop, &s->timer);
     int rc = srv_hub_wait();

@@ -115,6 +115,18 @@ def test_sleep_does_not_block_other_requests(routes):
     c.close()
 
 
+@pytest.mark.parametrize("mode", ["native", "gevent"])
+def test_sleep_never_returns_early(server_factory, mode):
+    """srv.sleep(t) after the app kept the CPU for a while without yielding:
+    the timer counts from when sleep was called, not from the start of the
+    loop's pass (libev's ev_now), so it waits the whole t."""
+    srv = server_factory("routes:app", "--mode", mode)
+    for _ in range(3):
+        status, _, body = srv.get("/sleep?t=0.2&spin=0.3")
+        assert status == 200
+        assert float(body.split()[1]) >= 0.2, body
+
+
 def test_zero_sleep(routes):
     for t in ("0", "0.0"):
         status, _, body = routes.get("/sleep?t=" + t)
@@ -298,3 +310,4 @@ def test_stalled_readers_do_not_block_others(routes):
         c.close()
     assert wait_for(lambda: os.path.exists(routes.state_path("closed-stall1")), 10)
     routes.assert_healthy()
+

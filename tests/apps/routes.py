@@ -127,7 +127,12 @@ def version(environ, start_response):
 
 @route("/sleep")
 def sleep(environ, start_response):
+    """?t=: srv.sleep(t); ?spin=: first keep the CPU busy that long without
+    yielding (the loop's idea of "now" goes stale meanwhile)."""
     t = float(query(environ).get("t", "0.5"))
+    spin_end = time.monotonic() + float(query(environ).get("spin", "0"))
+    while time.monotonic() < spin_end:
+        pass
     t0 = time.monotonic()
     _sleep(t)
     return text(start_response, "slept %.3f" % (time.monotonic() - t0))
