@@ -5,6 +5,7 @@ import hashlib
 import http.client
 import os
 import selectors
+import signal
 import socket
 import struct
 import threading
@@ -311,3 +312,71 @@ def test_stalled_readers_do_not_block_others(routes):
     assert wait_for(lambda: os.path.exists(routes.state_path("closed-stall1")), 10)
     routes.assert_healthy()
 
+
+# ------------------------------------------------ heads parsed in one pass
+#
+# The worker is stopped (SIGSTOP) while the clients send, so that when it
+# runs again one pass of its loop reads every request: hub.c queues the
+# parsed heads and hands them out together (a worker that has served one
+# takes the next without switching back to the loop).
+
+def _send_in_one_pass(srv, conns, reqs):
+    pid = srv.worker_pid()
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        time.sleep(0.05)
+        for c, r in zip(conns, reqs):
+            c.send(r)
+        time.sleep(0.1)
+    finally:
+        os.kill(pid, signal.SIGCONT)
+    return time.monotonic()
+
+
+@pytest.mark.parametrize("mode", ["native", "gevent"])
+def test_heads_of_one_pass_go_past_a_waiting_one(server_factory, mode):
+    """Requests whose app waits sit among others read in the same pass:
+    the others are answered at once, not after the waiters (the queue keeps
+    being handed out when a worker waits)."""
+    srv = server_factory("routes:app", "--mode", mode)
+    srv.warm_up("/hello")
+    conns = [srv.connect(timeout=20) for _ in range(24)]
+    time.sleep(0.2)   # all accepted and idle in the worker
+    waiters = {0, 1, 9, 17}
+    reqs = [raw_request("GET", "/sleep?t=2" if i in waiters else "/hello")
+            for i in range(len(conns))]
+    t0 = _send_in_one_pass(srv, conns, reqs)
+    for i, c in enumerate(conns):
+        if i not in waiters:
+            r = c.read_response()
+            assert r.status == 200 and r.body == b"Hello, World!\n", (i, r.status)
+    quick = time.monotonic() - t0
+    for i in waiters:
+        r = conns[i].read_response()
+        assert r.status == 200 and r.body.startswith(b"slept 2.")
+    for c in conns:
+        c.close()
+    assert quick < 1.5, "the quick requests waited for the sleeping ones: %.2f s" % quick
+
+
+@pytest.mark.parametrize("mode", ["native", "gevent"])
+def test_heads_of_one_pass_each_get_their_own_answer(server_factory, mode):
+    """Passes of 40, 100 and 100 requests (libev takes at most 64 events
+    a pass until its array has grown, so the last pass is the one that goes
+    past the queue's first 64 slots, after its head has moved): each
+    connection gets the answer to its own body, and keeps serving."""
+    srv = server_factory("routes:app", "--mode", mode)
+    srv.warm_up("/hello")
+    for n in (40, 100, 100):
+        conns = [srv.connect(timeout=20) for _ in range(n)]
+        time.sleep(0.2)
+        bodies = [b"pass %d conn %d " % (n, i) * (1 + i % 7) for i in range(n)]
+        _send_in_one_pass(srv, conns, [raw_request("POST", "/input?op=read_all", body=b)
+                                       for b in bodies])
+        for c, b in zip(conns, bodies):
+            r = c.read_response()
+            assert r.status == 200 and r.json()["data"] == b.decode()
+        for c in conns:
+            c.send(raw_request("GET", "/hello"))
+            assert c.read_response().body == b"Hello, World!\n"
+            c.close()

@@ -5,8 +5,9 @@
  * in native mode; another loop owner, such as gevent's hub, can be installed
  * with srv_hub_set_loop_greenlet) and the pool of long-lived worker greenlets
  * whose parent it is.  A worker takes a connection whose request head is
- * parsed, serves it (and any pipelined successors), parks itself in the pool
- * and switches back to the loop; it is never created per request.  The hub
+ * parsed, serves it (and any pipelined successors), takes the next queued
+ * connection if there is one, and otherwise parks itself in the pool and
+ * switches back to the loop; it is never created per request.  The hub
  * holds a strong reference to every worker, parked or busy, until it has
  * finished, so a suspended greenlet is never garbage-collected.
  *
@@ -52,7 +53,10 @@ int srv_hub_exiting(void);
 typedef int (*srv_hub_serve_fn)(struct srv_conn *c);
 void srv_hub_set_serve(srv_hub_serve_fn serve);
 
-/* Hands the connection to a parked (or new) worker and switches to it. */
+/* Queues the connection for a worker.  The queue is handed out once the
+ * loop's current pass has run its io callbacks: to a parked (or new) worker,
+ * or to one that has just served its own connection, without a switch.
+ * Called from the loop greenlet. */
 void srv_hub_dispatch(struct srv_conn *c);
 
 /* Like srv_hub_resume(), but raises exc_type in g where it waits. */
