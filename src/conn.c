@@ -16,6 +16,14 @@
  * One timer per connection enforces every idle limit.  It is re-armed lazily:
  * activity only stamps last_active, and the callback computes how long is
  * left for the current state, so the hot path never touches the timer heap.
+ *
+ * Held output: the last bytes of a keep-alive response may be held in a
+ * small block (srv_conn_write_soon) and sent by a prepare watcher, which
+ * libev runs just before it polls, so the responses of one pass leave
+ * together.  What a send cannot take then is sent when the socket is
+ * writable (the write watcher with no waiter).  Every other way out of the
+ * connection (a write, sendfile, lingering, closing) sends what is held
+ * first, so bytes never pass each other.
  */
 #include "srv/conn.h"
 #include "srv/config.h"
@@ -38,6 +46,9 @@
 #define LINGER_MAX_BYTES (1 << 20)
 #define READ_MIN_ROOM 4096
 #define CONN_POOL_MAX 256
+#define OUT_BLOCK 4096          /* the most output held per connection */
+#define OUT_POOL_MAX 64
+#define HOLD_PASS_MAX 0.001     /* seconds into a pass after which nothing is held */
 
 static srv_conn *conns;       /* every open connection */
 static int nconns;
@@ -46,6 +57,9 @@ static int nfree_conns;
 
 static void on_io(struct ev_loop *loop, ev_io *w, int revents);
 static void on_timer(struct ev_loop *loop, ev_timer *w, int revents);
+static void held_send_all(void);
+static void held_drop(srv_conn *c);
+static int conn_wait(srv_conn *c, ev_io *w);
 
 int srv_conn_count(void) { return nconns; }
 
@@ -132,6 +146,7 @@ srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer
 
 void srv_conn_close(srv_conn *c)
 {
+    held_drop(c);   /* what the socket takes now, then the rest is let go */
     if (c->handler && c->handler->on_close)
         c->handler->on_close(c);
     ev_io_stop(srv_loop, &c->rio);
@@ -190,12 +205,128 @@ ssize_t srv_conn_recv(srv_conn *c, void *buf, size_t len)
     return n;
 }
 
-ssize_t srv_conn_send(srv_conn *c, const struct iovec *iov, int iovcnt)
+static ssize_t send_counted(srv_conn *c, const struct iovec *iov, int iovcnt)
 {
     ssize_t n = srv_sock_send(c->fd, iov, iovcnt);
     if (n > 0)
         srv_my_metrics->sent_bytes += (uint64_t)n;
     return n;
+}
+
+/* ---- held output --------------------------------------------------------- */
+
+static srv_conn *held;              /* connections whose output waits for the prepare watcher, */
+static srv_conn **held_tail = &held; /* in the order their output was held */
+static ev_prepare held_watcher;
+static char *out_pool[OUT_POOL_MAX];
+static int nout_pool;
+
+static void out_release(srv_conn *c)
+{
+    if (nout_pool < OUT_POOL_MAX)
+        out_pool[nout_pool++] = c->out;
+    else
+        free(c->out);
+    c->out = NULL;
+    c->out_len = c->out_pos = 0;
+}
+
+static void held_unlink(srv_conn *c)
+{
+    if (!c->held)
+        return;
+    for (srv_conn **p = &held; *p; p = &(*p)->next_held)
+        if (*p == c) {
+            *p = c->next_held;
+            if (held_tail == &c->next_held)
+                held_tail = p;
+            break;
+        }
+    c->held = 0;
+    c->next_held = NULL;
+}
+
+/* Sends what c holds without waiting: 1 when all of it is out (the block
+ * goes back to the pool), 0 when the socket is full, -1 when the client is
+ * gone (c->broken; the rest is dropped). */
+static int out_send(srv_conn *c)
+{
+    while (c->out_pos < c->out_len) {
+        struct iovec iov = {c->out + c->out_pos, c->out_len - c->out_pos};
+        ssize_t n = send_counted(c, &iov, 1);
+        if (n >= 0) {
+            c->out_pos += (size_t)n;
+            continue;
+        }
+        if (errno == EAGAIN || errno == EWOULDBLOCK)
+            return 0;
+        c->broken = 1;
+        break;
+    }
+    out_release(c);
+    return c->broken ? -1 : 1;
+}
+
+/* The prepare watcher: the pass is over, what is held goes out; what the
+ * socket cannot take now goes when it is writable (io_cb). */
+static void held_send_all(void)
+{
+    while (held) {
+        srv_conn *c = held;
+        held = c->next_held;
+        c->held = 0;
+        c->next_held = NULL;
+        if (out_send(c) == 0)
+            ev_io_start(srv_loop, &c->wio);
+    }
+    held_tail = &held;
+    ev_prepare_stop(srv_loop, &held_watcher);
+}
+
+static void held_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+{
+    held_send_all();
+}
+
+SRV_EV_CALLBACK(on_held, ev_prepare, held_cb)
+
+/* Closing: what the socket takes now, the rest is let go. */
+static void held_drop(srv_conn *c)
+{
+    held_unlink(c);
+    if (c->out)
+        out_send(c);
+    if (c->out)
+        out_release(c);
+}
+
+/* In a worker: sends what c holds, waiting as needed.  0, or -1. */
+static int held_send_waiting(srv_conn *c)
+{
+    held_unlink(c);
+    for (;;) {
+        int r = out_send(c);
+        if (r != 0)
+            return r < 0 ? -1 : 0;
+        if (conn_wait(c, &c->wio) < 0)
+            return -1;
+    }
+}
+
+ssize_t srv_conn_send(srv_conn *c, const struct iovec *iov, int iovcnt)
+{
+    if (c->out) {   /* held bytes go first; without waiting, not yet */
+        held_unlink(c);
+        int r = out_send(c);
+        if (r <= 0) {
+            if (r == 0) {
+                ev_io_start(srv_loop, &c->wio);
+                errno = EAGAIN;
+            }
+            return -1;
+        }
+    }
+    return send_counted(c, iov, iovcnt);
 }
 
 ssize_t srv_conn_fill(srv_conn *c, int *full)
@@ -273,6 +404,8 @@ ssize_t srv_conn_read_more(srv_conn *c)
 
 int srv_conn_writev(srv_conn *c, struct iovec *iov, int iovcnt)
 {
+    if (c->out && held_send_waiting(c) < 0)
+        return -1;
     while (iovcnt > 0) {
         if (c->broken)
             return -1;
@@ -301,8 +434,43 @@ int srv_conn_writev(srv_conn *c, struct iovec *iov, int iovcnt)
     return 0;
 }
 
+int srv_conn_write_soon(srv_conn *c, struct iovec *iov, int iovcnt)
+{
+    size_t total = 0;
+    for (int i = 0; i < iovcnt; i++)
+        total += iov[i].iov_len;
+    if (c->broken || c->out_len + total > OUT_BLOCK)
+        return srv_conn_writev(c, iov, iovcnt);
+    if (ev_time() - ev_now(srv_loop) > HOLD_PASS_MAX) {
+        held_send_all();   /* a long pass: nothing waits for its end */
+        return srv_conn_writev(c, iov, iovcnt);
+    }
+    if (c->out == NULL) {
+        c->out = nout_pool > 0 ? out_pool[--nout_pool] : malloc(OUT_BLOCK);
+        if (c->out == NULL)
+            return srv_conn_writev(c, iov, iovcnt);
+    }
+    for (int i = 0; i < iovcnt; i++) {
+        memcpy(c->out + c->out_len, iov[i].iov_base, iov[i].iov_len);
+        c->out_len += iov[i].iov_len;
+    }
+    c->last_active = ev_now(srv_loop);
+    if (!c->held) {
+        c->held = 1;
+        *held_tail = c;
+        held_tail = &c->next_held;
+        if (!ev_is_active(&held_watcher)) {
+            ev_prepare_init(&held_watcher, on_held);
+            ev_prepare_start(srv_loop, &held_watcher);
+        }
+    }
+    return 0;
+}
+
 int srv_conn_sendfile(srv_conn *c, int fd, off_t offset, size_t count)
 {
+    if (c->out && held_send_waiting(c) < 0)
+        return -1;
     int sent_any = 0;
     while (count > 0) {
         if (c->broken)
@@ -336,6 +504,7 @@ int srv_conn_sendfile(srv_conn *c, int fd, off_t offset, size_t count)
  * is not destroyed by a reset, then closes on EOF or after a short time. */
 void srv_conn_linger(srv_conn *c)
 {
+    held_drop(c);   /* release() sent it already; from the loop, what goes now */
     c->state = SRV_CONN_LINGER;
     if (c->writer == NULL)
         ev_io_stop(srv_loop, &c->wio);
@@ -369,6 +538,8 @@ static void linger_read(srv_conn *c)
 void srv_conn_release(srv_conn *c, int keep_alive)
 {
     if (!keep_alive || c->broken || c->peer_closed) {
+        if (c->out && !c->broken)
+            held_send_waiting(c);   /* the response, before closing */
         if (c->linger_on_release && !c->broken && !c->peer_closed)
             srv_conn_linger(c);
         else if (c->broken || c->peer_closed || (c->req.message_done && c->rpos >= c->rbuf.len))
@@ -462,6 +633,13 @@ static void io_cb(struct ev_loop *loop, ev_io *w, int revents)
         *slot = NULL;
         ev_io_stop(loop, w);
         srv_task_resume(t);
+        return;
+    }
+    if (w == &c->wio && c->out) {   /* held output the socket could not take */
+        if (out_send(c) != 0)
+            ev_io_stop(loop, w);
+        else
+            c->last_active = ev_now(loop);
         return;
     }
     if (c->state == SRV_CONN_UPGRADED || (c->state == SRV_CONN_READING && w == &c->rio))

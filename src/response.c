@@ -218,7 +218,10 @@ int srv_response_send_body(srv_conn *c, const char *data, size_t len, int at_end
     if (n == 0)
         return 0;
     r->body_sent += len;
-    if (srv_conn_writev(c, iov, n) < 0)
+    /* The last bytes of a response the connection outlives may wait for
+     * the end of the loop's pass (conn.h). */
+    int held = at_end && srv_response_keep_alive(c) && c->req.message_done;
+    if ((held ? srv_conn_write_soon(c, iov, n) : srv_conn_writev(c, iov, n)) < 0)
         return -1;
     return 0;
 }

@@ -6,13 +6,14 @@ import hashlib
 import os
 import socket
 import struct
+import threading
 import time
 from datetime import datetime, timezone
 
 import pytest
 import requests
 
-from conftest import Closed, decode_chunked, pattern_bytes, raw_request, wait_for
+from conftest import Closed, RawConn, decode_chunked, pattern_bytes, raw_request, wait_for
 
 
 def get(server, target, version="HTTP/1.1", method="GET", headers=(),
@@ -652,3 +653,49 @@ def test_file_wrapper_bytesio(routes_server, extra):
     assert c.read_response().body == b"Hello, World!\n"
     c.close()
     assert closed_marker(routes_server, ident)
+
+
+# ------------------------------------------------------------ held output
+#
+# The last bytes of a keep-alive response may be held until the loop's pass
+# ends (conn.c), and sent later, when the socket has room, if the client is
+# not reading.  Whatever the client does, the bytes leave in order.
+
+@pytest.mark.parametrize("mode", ["native", "gevent"])
+def test_pipelined_responses_in_order_when_the_client_reads_late(server_factory, tmp_path, mode):
+    """2,000 pipelined requests from a client with a 4 KiB receive buffer
+    that reads nothing for half a second, then reads slowly at times: held
+    responses, files sent with sendfile (12 MB in all, more than the
+    kernel's buffers take) and chunked bodies all arrive whole and in
+    order."""
+    srv = server_factory("routes:app", "--mode", mode)
+    srv.warm_up("/hello")
+    data = pattern_bytes(300000, seed=7)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    kinds = ["file" if i % 50 == 25 else "gen" if i % 7 == 3 else "n" for i in range(2000)]
+    reqs = b"".join(raw_request("GET", "/file?cl=1&path=%s" % path if k == "file" else
+                                "/gen?n=3&id=held%d" % i if k == "gen" else "/n?i=%d" % i)
+                    for i, k in enumerate(kinds))
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    s.settimeout(30)
+    s.connect((srv.host, srv.port))
+    sender = threading.Thread(target=s.sendall, args=(reqs,), daemon=True)
+    sender.start()
+    time.sleep(0.5)
+    c = RawConn(s, 30)
+    for i, k in enumerate(kinds):
+        if k == "file" and i % 200 == 25:
+            time.sleep(0.2)   # the server's socket fills up again
+        r = c.read_response()
+        assert r.status == 200, (i, r.status)
+        if k == "file":
+            assert r.body == data, i
+        elif k == "gen":
+            assert r.body == b"chunk-1\nchunk-2\nchunk-3\n", (i, r.body[:80])
+        else:
+            assert r.body == b"n=%d\n" % i, (i, r.body[:80])
+    sender.join(5)
+    c.close()
+    srv.assert_healthy()

@@ -73,6 +73,7 @@ typedef struct srv_conn {
                                     one field any layer may set) */
     unsigned proxy_seen:1;       /* --proxy-protocol: the header was read */
     unsigned linger_on_release:1;/* read until the client closes before closing */
+    unsigned held:1;             /* on conn.c's list of held output */
     unsigned requests_served;
     size_t linger_bytes;         /* discarded while lingering */
     struct sockaddr_storage peer;
@@ -82,6 +83,11 @@ typedef struct srv_conn {
     struct srv_exchange *exchange;
     const srv_conn_handler *handler;   /* see srv_conn_set_handler, or NULL */
     void *handler_data;                /* the handler's, given with it */
+    /* Output held until the loop's pass ends (srv_conn_write_soon): a
+     * block from conn.c's pool, or NULL. */
+    char *out;
+    size_t out_len, out_pos;
+    struct srv_conn *next_held;
     struct srv_conn *next;       /* list of all connections */
     struct srv_conn *prev;
 } srv_conn;
@@ -110,6 +116,16 @@ ssize_t srv_conn_read_more(srv_conn *c);
 /* In a worker: writes all of iov, waiting for writability as needed.  The iov
  * array is modified.  Returns 0, or -1 if the client is gone or too slow. */
 int srv_conn_writev(srv_conn *c, struct iovec *iov, int iovcnt);
+
+/* In a worker: the last bytes of a response after which the connection
+ * stays open.  Small ones are held (copied) and leave with the other
+ * responses of the loop's pass, just before the loop polls again (as Redis
+ * writes its replies before it sleeps): one wake-up of the client or proxy
+ * for many responses instead of one each.  Nothing is held once the pass
+ * has run HOLD_PASS_MAX (1 ms); any other output on the connection, its
+ * release without keep-alive and its close send what is held first.
+ * Returns 0 (sent or held), or -1 as srv_conn_writev does. */
+int srv_conn_write_soon(srv_conn *c, struct iovec *iov, int iovcnt);
 
 /* In a worker: sendfile(2) count bytes from fd at offset.  Returns 0, -1 if
  * the client is gone, or -2 if sendfile cannot be used on this file. */

@@ -400,6 +400,12 @@ def head_gen(environ, start_response):
     return Gen(query(environ).get("id", "headgen"), n=3)
 
 
+@route("/n")
+def numbered(environ, start_response):
+    """?i=: answers "n=<i>", so a client can tell pipelined answers apart."""
+    return text(start_response, "n=%s\n" % query(environ).get("i", ""))
+
+
 @route("/status")
 def status(environ, start_response):
     """?code=204[&body=xyz][&gen=1]: bare status, optional (illegal) body."""
