@@ -18,8 +18,8 @@
  * left for the current state, so the hot path never touches the timer heap.
  *
  * Held output: the last bytes of a keep-alive response may be held in a
- * small block (srv_conn_write_soon) and sent by a prepare watcher, which
- * libev runs just before it polls, so the responses of one pass leave
+ * small block (srv_conn_write_soon) and sent once the loop's pass has run
+ * its other callbacks (held_cb), so the responses of one pass leave
  * together.  What a send cannot take then is sent when the socket is
  * writable (the write watcher with no waiter).  Every other way out of the
  * connection (a write, sendfile, lingering, closing) sends what is held
@@ -217,7 +217,7 @@ static ssize_t send_counted(srv_conn *c, const struct iovec *iov, int iovcnt)
 
 static srv_conn *held;              /* connections whose output waits for the prepare watcher, */
 static srv_conn **held_tail = &held; /* in the order their output was held */
-static ev_prepare held_watcher;
+static ev_timer held_kick;          /* never started: fed, see held_cb */
 static char *out_pool[OUT_POOL_MAX];
 static int nout_pool;
 
@@ -267,8 +267,8 @@ static int out_send(srv_conn *c)
     return c->broken ? -1 : 1;
 }
 
-/* The prepare watcher: the pass is over, what is held goes out; what the
- * socket cannot take now goes when it is writable (io_cb). */
+/* What is held goes out; what the socket cannot take now goes when it is
+ * writable (io_cb). */
 static void held_send_all(void)
 {
     while (held) {
@@ -280,15 +280,20 @@ static void held_send_all(void)
             ev_io_start(srv_loop, &c->wio);
     }
     held_tail = &held;
-    ev_prepare_stop(srv_loop, &held_watcher);
 }
 
-static void held_cb(struct ev_loop *loop, ev_prepare *w, int revents)
+/* held_kick is fed when output is first held, at libev's lowest priority:
+ * it runs once every other callback of the pass has (the io events, then
+ * the hub's hand-out of the parsed heads), in the same ev_invoke_pending,
+ * so the held bytes leave before the loop polls again, whichever phase of
+ * the loop's turn held them (gevent runs its callbacks from a prepare
+ * watcher). */
+static void held_cb(struct ev_loop *loop, ev_timer *w, int revents)
 {
     held_send_all();
 }
 
-SRV_EV_CALLBACK(on_held, ev_prepare, held_cb)
+SRV_EV_CALLBACK(on_held, ev_timer, held_cb)
 
 /* Closing: what the socket takes now, the rest is let go. */
 static void held_drop(srv_conn *c)
@@ -459,9 +464,10 @@ int srv_conn_write_soon(srv_conn *c, struct iovec *iov, int iovcnt)
         c->held = 1;
         *held_tail = c;
         held_tail = &c->next_held;
-        if (!ev_is_active(&held_watcher)) {
-            ev_prepare_init(&held_watcher, on_held);
-            ev_prepare_start(srv_loop, &held_watcher);
+        if (!ev_is_pending(&held_kick)) {
+            ev_init(&held_kick, on_held);
+            ev_set_priority(&held_kick, EV_MINPRI);
+            ev_feed_event(srv_loop, &held_kick, EV_TIMER);
         }
     }
     return 0;

@@ -270,6 +270,25 @@ def test_1000_event_longpolls_while_others_are_served(gsrv):
 
 
 @needs_gevent
+def test_event_waiter_answered_as_soon_as_the_event_is_set(gsrv):
+    """A handler woken by gevent (Event.set() runs its waiters from gevent's
+    callbacks, in the loop's prepare phase) writes a keep-alive response:
+    it leaves in that turn of the loop, not at the next event or timer
+    (srv's own timers tick once a second)."""
+    with gsrv.connect(timeout=10) as waiter:
+        for _ in range(6):
+            waiter.send(raw_request("GET", "/wait/event?timeout=30"))
+            wait_stat(gsrv, "event_waiters", 1)
+            time.sleep(0.05)
+            assert gsrv.get_json("/publish?event=1") == {"event_waiters": 1}
+            t0 = time.monotonic()
+            r = waiter.read_response()
+            took = time.monotonic() - t0
+            assert r.status == 200
+            assert took < 0.25 * SLOW, "the woken handler's response took %.3f s" % took
+
+
+@needs_gevent
 def test_1000_queue_longpolls_each_get_exactly_one_item(gsrv):
     _need_fds(1100)
     n = 1000
