@@ -229,6 +229,8 @@ static void out_release(srv_conn *c)
         free(c->out);
     c->out = NULL;
     c->out_len = c->out_pos = 0;
+    if (c->writer == NULL && c->state != SRV_CONN_UPGRADED)
+        ev_io_stop(srv_loop, &c->wio);   /* a background send's watcher */
 }
 
 static void held_unlink(srv_conn *c)
