@@ -269,8 +269,17 @@ static int out_send(srv_conn *c)
     return c->broken ? -1 : 1;
 }
 
-/* What is held goes out; what the socket cannot take now goes when it is
- * writable (io_cb). */
+/* out_send(), and what the socket cannot take now goes when it is
+ * writable (io_cb).  out_send()'s result. */
+static int out_send_or_later(srv_conn *c)
+{
+    int r = out_send(c);
+    if (r == 0)
+        ev_io_start(srv_loop, &c->wio);
+    return r;
+}
+
+/* Everything held goes out, now or when its socket is writable. */
 static void held_send_all(void)
 {
     while (held) {
@@ -278,8 +287,7 @@ static void held_send_all(void)
         held = c->next_held;
         c->held = 0;
         c->next_held = NULL;
-        if (out_send(c) == 0)
-            ev_io_start(srv_loop, &c->wio);
+        out_send_or_later(c);
     }
     held_tail = &held;
 }
@@ -324,12 +332,10 @@ ssize_t srv_conn_send(srv_conn *c, const struct iovec *iov, int iovcnt)
 {
     if (c->out) {   /* held bytes go first; without waiting, not yet */
         held_unlink(c);
-        int r = out_send(c);
+        int r = out_send_or_later(c);
         if (r <= 0) {
-            if (r == 0) {
-                ev_io_start(srv_loop, &c->wio);
+            if (r == 0)
                 errno = EAGAIN;
-            }
             return -1;
         }
     }
