@@ -27,6 +27,7 @@
  */
 #include "srv/conn.h"
 #include "srv/config.h"
+#include "srv/fault.h"
 #include "srv/log.h"
 #include "srv/loop.h"
 #include "srv/metrics.h"
@@ -253,11 +254,15 @@ static void held_unlink(srv_conn *c)
  * gone (c->broken; the rest is dropped). */
 static int out_send(srv_conn *c)
 {
+    /* Tests (fault.h): this time the socket takes one byte, then is full. */
+    int cut = srv_fault("held_output_full");
     while (c->out_pos < c->out_len) {
-        struct iovec iov = {c->out + c->out_pos, c->out_len - c->out_pos};
+        struct iovec iov = {c->out + c->out_pos, cut ? 1 : c->out_len - c->out_pos};
         ssize_t n = send_counted(c, &iov, 1);
         if (n >= 0) {
             c->out_pos += (size_t)n;
+            if (cut && c->out_pos < c->out_len)
+                return 0;
             continue;
         }
         if (errno == EAGAIN || errno == EWOULDBLOCK)

@@ -699,3 +699,55 @@ def test_pipelined_responses_in_order_when_the_client_reads_late(server_factory,
     sender.join(5)
     c.close()
     srv.assert_healthy()
+
+
+def held_output_full_at(*hits):
+    """SRV_FAULT_INJECT for srv: at each of these sends of held output, the
+    socket takes one byte and is then full (a partial write, then EAGAIN)."""
+    return {"SRV_FAULT_INJECT": ",".join("held_output_full:%d" % n for n in hits)}
+
+
+@pytest.mark.parametrize("mode", ["native", "gevent"])
+def test_held_output_the_socket_cannot_take_goes_when_it_is_writable(server_factory, mode):
+    """A held response the socket takes only one byte of goes out, the rest
+    when the socket is writable, with nothing else to push it: one request
+    at a time on a keep-alive connection, the client waiting for each whole
+    answer before it asks again.  Sends 1-5 cut the first response a byte at
+    a time, the later ones every other response or so."""
+    srv = server_factory("routes:app", "--mode", mode, "--log-level", "warning",
+                         env=held_output_full_at(1, 2, 3, 4, 6, 9, 12, 15))
+    with srv.connect(timeout=5) as c:
+        for i in range(12):
+            c.send(raw_request("GET", "/n?i=%d" % i))
+            r = c.read_response()
+            assert (r.status, r.body) == (200, b"n=%d\n" % i), i
+    srv.assert_healthy()
+
+
+@pytest.mark.parametrize("mode", ["native", "gevent"])
+def test_held_output_cut_short_still_goes_before_what_follows(server_factory, tmp_path, mode):
+    """Pipelined requests whose held responses the socket takes only a byte
+    of at times (SRV_FAULT_INJECT): the rest of each still leaves before the
+    responses after it, held ones, files sent with sendfile and chunked
+    bodies, on the same connection."""
+    srv = server_factory("routes:app", "--mode", mode, "--log-level", "warning",
+                         env=held_output_full_at(1, 2, 4, 7, 11, 16, 22, 29))
+    data = pattern_bytes(200000, seed=11)
+    path = tmp_path / "f.bin"
+    path.write_bytes(data)
+    kinds = ["file" if i % 9 == 4 else "gen" if i % 5 == 2 else "n" for i in range(60)]
+    reqs = b"".join(raw_request("GET", "/file?cl=1&path=%s" % path if k == "file" else
+                                "/gen?n=3&id=cut%d" % i if k == "gen" else "/n?i=%d" % i)
+                    for i, k in enumerate(kinds))
+    with srv.connect(timeout=10) as c:
+        c.send(reqs)
+        for i, k in enumerate(kinds):
+            r = c.read_response()
+            assert r.status == 200, (i, r.status)
+            if k == "file":
+                assert r.body == data, i
+            elif k == "gen":
+                assert r.body == b"chunk-1\nchunk-2\nchunk-3\n", (i, r.body[:80])
+            else:
+                assert r.body == b"n=%d\n" % i, (i, r.body[:80])
+    srv.assert_healthy()

@@ -8,7 +8,10 @@
  * without the variable every check is one load of a zero flag.
  *
  * Sites: "remote_addr" (the REMOTE_ADDR/REMOTE_PORT strings of a
- * connection), "worker_switch" (the switch into a worker greenlet).
+ * connection), "worker_switch" (the switch into a worker greenlet),
+ * "held_output_full" (a send of held output: the socket takes one byte and
+ * is then full, so the rest waits for the write watcher).  A site may be
+ * named more than once, each with its own N.
  */
 #ifndef SRV_FAULT_H
 #define SRV_FAULT_H
