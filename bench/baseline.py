@@ -94,6 +94,9 @@ def main():
     ap.add_argument("--rounds", type=int, default=5)
     ap.add_argument("--expect", help="expected body (checked once)")
     ap.add_argument("--json", action="store_true")
+    ap.add_argument("--calls", type=int,
+                    help="make exactly this many calls after 200 to warm up, and no timing "
+                         "(for instruction counts: bench/appcost.sh)")
     a = ap.parse_args()
     app = load(a.app, a.chdir)
     template = environ_like_srv()
@@ -101,6 +104,12 @@ def main():
     if a.expect is not None and body != a.expect.encode():
         print("baseline: unexpected body %r" % body[:200], file=sys.stderr)
         return 1
+    if a.calls is not None:
+        sr = make_start_response()
+        for _ in range(200 + a.calls):
+            one_call(app, template, sr)
+        print("%s: %d calls" % (a.app, a.calls))
+        return 0
     measure(app, template, min(1.0, a.seconds))   # warm-up
     per = [measure(app, template, a.seconds) for _ in range(a.rounds)]
     us = [p[0] for p in per]
