@@ -32,7 +32,7 @@ total() { grep -E "^(summary|totals):" "$1" | head -1 | awk '{print $2}'; }
 
 inside_srv() {  # calls -> the worker's total Ir for one request making that many calls
     port=$("$PY" -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    (cd "$apps" && SRV_INPROC_APP="$APP" valgrind --tool=callgrind --callgrind-out-file="$tmp/in.%p" \
+    (cd "$apps" && SRV_INPROC_APP="$APP" valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/in.%p" \
         "$bin" --app inproc:app --bind "127.0.0.1:$port" "$@" 2>"$tmp/log") &
     vg=$!
     ok=
@@ -50,7 +50,7 @@ inside_srv() {  # calls -> the worker's total Ir for one request making that man
 }
 
 under_python() {  # calls -> Ir of the whole process
-    valgrind --tool=callgrind --callgrind-out-file="$tmp/py.out" \
+    valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/py.out" \
         "$PY" "$repo/bench/baseline.py" --app "$APP" --chdir "$apps" --calls "$calls" >/dev/null 2>"$tmp/log" \
         || { cat "$tmp/log" >&2; exit 1; }
     total "$tmp/py.out"

@@ -32,7 +32,7 @@ trap 'rm -rf "$tmp"' EXIT
 run() {  # requests -> prints the worker's total Ir
     n=$1; shift
     port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-    (cd "$CHDIR" && valgrind --tool=callgrind --callgrind-out-file="$tmp/cg.%p" \
+    (cd "$CHDIR" && valgrind --tool=callgrind --trace-children=yes --callgrind-out-file="$tmp/cg.%p" \
         "$bin" --app "$APP" --bind "127.0.0.1:$port" "$@" 2>"$tmp/log.$n") &
     vg=$!
     /usr/bin/python3 - "$port" <<'PY'

@@ -119,6 +119,9 @@ static const char usage[] =
 "                          when it can be imported, else native)\n"
 "  --no-monkey-patch       in gevent mode, do not call gevent.monkey.patch_all()\n"
 "  --no-gc-freeze          do not gc.freeze() what the app's import made\n"
+"  --embedded-python       run in the libpython srv links, instead of handing the\n"
+"                          process to the Python srv was built for (default: hand\n"
+"                          it over when srv's _srv_host module is installed)\n"
 "  --request-timeout SECONDS\n"
 "                          raise srv.RequestTimeout in a request that runs\n"
 "                          longer; the client gets a 504 (default 0: off)\n"
@@ -231,7 +234,7 @@ enum {
     OPT_REQUEST_TIMEOUT, OPT_TIMEOUT, OPT_MAX_REQUESTS, OPT_MAX_REQUESTS_JITTER, OPT_PID,
     OPT_MAX_CONNECTIONS, OPT_UMASK, OPT_REUSE_PORT, OPT_ERROR_LOG, OPT_ACCESS_LOG,
     OPT_ACCESS_LOG_FORMAT, OPT_FORWARDED_ALLOW_IPS, OPT_PROXY_PROTOCOL, OPT_METRICS_BIND,
-    OPT_CONFIG, OPT_CHECK_CONFIG, OPT_VIRTUALENV,
+    OPT_CONFIG, OPT_CHECK_CONFIG, OPT_VIRTUALENV, OPT_EMBEDDED_PYTHON,
 };
 
 static const struct option options[] = {
@@ -269,6 +272,7 @@ static const struct option options[] = {
     {"request-timeout", required_argument, NULL, OPT_REQUEST_TIMEOUT},
     {"no-monkey-patch", no_argument, NULL, OPT_NO_MONKEY_PATCH},
     {"no-gc-freeze", no_argument, NULL, OPT_NO_GC_FREEZE},
+    {"embedded-python", no_argument, NULL, OPT_EMBEDDED_PYTHON},
     {"log-level", required_argument, NULL, OPT_LOG_LEVEL},
     {"config", required_argument, NULL, OPT_CONFIG},
     {"check-config", no_argument, NULL, OPT_CHECK_CONFIG},
@@ -353,6 +357,7 @@ static int set_option(srv_config *c, int opt, const char *label, const char *v,
     case OPT_NO_SERVER_HEADER: c->server_header = !on; return 0;
     case OPT_NO_MONKEY_PATCH: c->monkey_patch = !on; return 0;
     case OPT_NO_GC_FREEZE: c->gc_freeze = !on; return 0;
+    case OPT_EMBEDDED_PYTHON: c->embedded_python = on; return 0;
     case OPT_REUSE_PORT: c->reuse_port = on; return 0;
     case OPT_PROXY_PROTOCOL: c->proxy_protocol = on; return 0;
     case OPT_CHECK_CONFIG: c->check_config = on; return 0;

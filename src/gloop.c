@@ -516,6 +516,11 @@ int srv_gloop_register(void)
     return PyImport_AppendInittab("_srv_gevent", init_gloop_module);
 }
 
+PyObject *srv_gloop_create_module(void)
+{
+    return init_gloop_module();
+}
+
 PyObject *srv_gloop_class(void)
 {
     PyObject *m = PyImport_ImportModule("_srv_gevent");

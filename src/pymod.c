@@ -111,8 +111,66 @@ int srv_pymod_import(void)
     return 0;
 }
 
+/* Handed over (handover.h), the interpreter runs already and its built-in
+ * modules are fixed: srv's two are found by a finder first on
+ * sys.meta_path instead, which creates each the first time it is imported,
+ * as the built-in would be. */
+static const char finder_code[] =
+    "import sys, importlib.machinery as _m\n"
+    "class SrvModules:\n"
+    "    \"srv's modules, created on first import (srv's handover.h)\"\n"
+    "    def __init__(self, create):\n"
+    "        self.create = create\n"
+    "    def find_spec(self, name, path=None, target=None):\n"
+    "        return _m.ModuleSpec(name, self, origin='built-in') if name in self.create else None\n"
+    "    def create_module(self, spec):\n"
+    "        return self.create[spec.name]()\n"
+    "    def exec_module(self, module):\n"
+    "        pass\n"
+    "sys.meta_path.insert(0, SrvModules(create))\n";
+
+static PyObject *create_srv(PyObject *self, PyObject *unused)
+{
+    return init_srv_module();
+}
+
+static PyObject *create_gloop(PyObject *self, PyObject *unused)
+{
+    return srv_gloop_create_module();
+}
+
+static PyMethodDef create_defs[] = {
+    {"srv", create_srv, METH_NOARGS, NULL},
+    {"_srv_gevent", create_gloop, METH_NOARGS, NULL},
+};
+
+static int add_finder(void)
+{
+    PyObject *create = PyDict_New(), *globals = PyDict_New(), *r = NULL;
+    if (create == NULL || globals == NULL)
+        goto done;
+    for (size_t i = 0; i < sizeof create_defs / sizeof create_defs[0]; i++) {
+        PyObject *f = PyCFunction_New(&create_defs[i], NULL);
+        int bad = f == NULL || PyDict_SetItemString(create, create_defs[i].ml_name, f) < 0;
+        Py_XDECREF(f);
+        if (bad)
+            goto done;
+    }
+    if (PyDict_SetItemString(globals, "create", create) < 0
+        || PyDict_SetItemString(globals, "__builtins__", PyEval_GetBuiltins()) < 0)
+        goto done;
+    r = PyRun_String(finder_code, Py_file_input, globals, globals);
+done:
+    Py_XDECREF(create);
+    Py_XDECREF(globals);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
 int srv_pymod_register(void)
 {
+    if (Py_IsInitialized())
+        return add_finder();
     if (srv_gloop_register() < 0)   /* _srv_gevent: gevent's loop class */
         return -1;
     return PyImport_AppendInittab("srv", init_srv_module);

@@ -96,9 +96,13 @@ static void request_done(void)
  * mode and the hub.  Exits SRV_EXIT_USAGE when the app cannot be loaded. */
 static struct ev_loop *load_app(const char *argv0, int *gevent_out)
 {
+    /* Handed over (handover.h), the interpreter that runs srv is started
+     * already, and srv's modules go straight into sys.modules. */
+    int hosted = Py_IsInitialized();
     if (srv_pymod_register() < 0)
         srv_die_usage("cannot register the srv module");
-    start_python(argv0);
+    if (!hosted)
+        start_python(argv0);
 
     /* The app's directory (the working directory) and --pythonpath. */
     char cwd[4096];
@@ -179,6 +183,8 @@ static void freeze_startup_objects(void)
 int srv_worker_run(const char *argv0, srv_slot *slot)
 {
     my_slot = slot;
+    if (Py_IsInitialized())
+        PyOS_AfterFork_Child();   /* forked inside the interpreter (handover.h) */
     int gevent;
     srv_fault_init();
     struct ev_loop *loop = load_app(argv0, &gevent);

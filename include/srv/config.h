@@ -55,6 +55,7 @@ typedef struct srv_config {
     int mode;                    /* enum srv_mode */
     int monkey_patch;            /* gevent mode: patch_all() first */
     int gc_freeze;               /* gc.freeze() once the app is loaded */
+    int embedded_python;         /* --embedded-python: no hand-over (handover.h) */
     const char *metrics_bind;    /* NULL: no Prometheus endpoint */
     const char *config_file;     /* absolute path, or NULL: no file */
     int check_config;            /* --check-config: validate, import, exit */

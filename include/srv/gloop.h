@@ -19,6 +19,10 @@
 /* Registers `_srv_gevent` as a built-in module (before Py_Initialize). */
 int srv_gloop_register(void);
 
+/* A new `_srv_gevent` module: its init function, which pymod.c calls when
+ * the interpreter runs already (handover.h). */
+PyObject *srv_gloop_create_module(void);
+
 /* Imports `_srv_gevent` and returns a new reference to its loop class. */
 PyObject *srv_gloop_class(void);
 

@@ -11,7 +11,8 @@
 
 #include <Python.h>
 
-/* Registers the module in the inittab; call before Py_Initialize. */
+/* Registers the module (and _srv_gevent): in the inittab before
+ * Py_Initialize, else, handed over (handover.h), straight in sys.modules. */
 int srv_pymod_register(void);
 
 int srv_pymod_import(void);

@@ -18,7 +18,10 @@ def app(environ, start_response):
         "base_prefix": sys.base_prefix,
         "executable": sys.executable,
         "marker": marker,
-        "srv_builtin": "srv" in sys.builtin_module_names and not hasattr(srv, "__file__"),
+        # srv's own module, built in or (handed over: srv's handover.h)
+        # created by srv's finder, never a file from the virtualenv
+        "srv_builtin": getattr(srv.__spec__, "origin", None) == "built-in"
+                       and not hasattr(srv, "__file__"),
     }).encode()
     start_response("200 OK", [("Content-Type", "application/json")])
     return [body]
