@@ -5,11 +5,13 @@
 #   served   per request served by srv (bench/callgrind.sh: ab -k -c10)
 #   in srv   per call of bench/baseline.py's in-process loop, run inside
 #            srv's worker (bench/apps/inproc.py): the app alone, in the
-#            interpreter srv embeds
+#            interpreter srv runs it in (the one srv hands the process to,
+#            or with --embedded-python the libpython srv links)
 #   python   per call of the same loop under $PYTHON (default /usr/bin/python3)
 #
-#   srv's own work per request        = served - in srv
-#   the embedded interpreter's share  = in srv - python
+#   srv's own work per request  = served - in srv
+#   what srv's worker adds to the app's own cost = in srv - python: the
+#   interpreter's build, and the worker's set-up (gevent mode's patching)
 #
 #   APP=flaskhello:app bench/appcost.sh [srv flags, e.g. --mode native]
 #   (env: APP, SRV_BIN, PYTHON, N1, N2; default APP=hello:app, N1=500, N2=3000)
@@ -64,4 +66,4 @@ insrv=$(per "$a" "$b")
 calls=$N1; a=$(under_python); calls=$N2; b=$(under_python)
 python=$(per "$a" "$b")
 echo "$APP $*: served $served, in srv $insrv, under $PY $python instructions per request/call"
-echo "srv's own work per request: $((served - insrv)); the embedded interpreter's share: $((insrv - python)) ($(( (insrv - python) * 1000 / python / 10 )).$(( (insrv - python) * 1000 / python % 10 ))%)"
+echo "srv's own work per request: $((served - insrv)); the worker's interpreter and set-up add to the app: $((insrv - python)) ($(awk "BEGIN { printf \"%.1f\", ($insrv - $python) * 100 / $python }")%)"
