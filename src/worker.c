@@ -97,7 +97,7 @@ static void request_done(void)
 static struct ev_loop *load_app(const char *argv0, int *gevent_out)
 {
     /* Handed over (handover.h), the interpreter that runs srv is started
-     * already, and srv's modules go straight into sys.modules. */
+     * already, and srv's modules come from a finder (pymod.c). */
     int hosted = Py_IsInitialized();
     if (srv_pymod_register() < 0)
         srv_die_usage("cannot register the srv module");
