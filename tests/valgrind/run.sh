@@ -1,6 +1,8 @@
 #!/bin/sh
 # make test-valgrind: a short mixed load against srv under memcheck.
 # Fails if memcheck reports any error outside the suppressed CPython noise.
+# --embedded-python: srv stays in the process memcheck watches, in its own
+# libpython, instead of handing it over to the interpreter (handover.h).
 set -eu
 here=$(cd "$(dirname "$0")" && pwd)
 repo=$(cd "$here/../.." && pwd)
@@ -9,7 +11,7 @@ log=$(mktemp /tmp/srv-valgrind.XXXXXX)
 port=$(/usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 cd "$repo/tests/apps"
 PYTHONMALLOC=malloc valgrind --suppressions="$here/python.supp" --num-callers=40 \
-    --error-limit=no --leak-check=no "$bin" --app echo:app --bind "127.0.0.1:$port" \
+    --error-limit=no --leak-check=no "$bin" --app echo:app --bind "127.0.0.1:$port" --embedded-python \
     2>"$log" &
 vg=$!
 trap 'kill $vg 2>/dev/null || true' EXIT
