@@ -28,8 +28,12 @@ static PyObject *host_main(PyObject *self, PyObject *arg)
         return PyErr_NoMemory();
     for (int i = 0; i < argc; i++) {
         const char *s = PyUnicode_AsUTF8(PyList_GET_ITEM(arg, i));
-        if (s == NULL || (argv[i] = strdup(s)) == NULL)
+        if (s == NULL || (argv[i] = strdup(s)) == NULL) {
+            for (int j = 0; j < i; j++)
+                free(argv[j]);
+            free(argv);
             return s ? PyErr_NoMemory() : NULL;
+        }
     }
     PyObject *sys_argv = Py_BuildValue("[s]", "");
     if (sys_argv == NULL || PySys_SetObject("argv", sys_argv) < 0) {
