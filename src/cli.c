@@ -49,9 +49,13 @@ int srv_cli_main(int argc, char **argv, int hosted)
     srv_master_block_signals();
     srv_config_parse(argc, argv);
     signal(SIGPIPE, SIG_IGN);
-    srv_venv_resolve();   /* before --chdir: a relative --virtualenv */
-    if (!hosted && !srv_cfg.embedded_python)
-        hand_over(argc, argv);
+    /* Handed over, the interpreter already runs in the virtualenv found
+     * before the exec (and its /proc/self/exe is no longer srv's). */
+    if (!hosted) {
+        srv_venv_resolve();   /* before --chdir: a relative --virtualenv */
+        if (!srv_cfg.embedded_python)
+            hand_over(argc, argv);
+    }
     srv_settings_enter();
     if (srv_cfg.check_config)
         srv_worker_check(argv[0]);

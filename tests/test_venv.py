@@ -42,7 +42,17 @@ def served(s):
         return json.loads(r.read())
 
 
+def assert_ran_where_expected(info, binary):
+    """In the interpreter when srv's module is installed beside the binary
+    (handover.h), else in the binary's own libpython."""
+    d = os.path.dirname(binary)
+    handed = any(os.path.exists(os.path.join(d, m))
+                 for m in ("_srv_host.so", "../lib/srv/_srv_host.so"))
+    assert (info["exe"] != os.path.realpath(binary)) == handed, (info["exe"], binary)
+
+
 def assert_in_venv(info, venv):
+    assert_ran_where_expected(info, os.environ["SRV_BIN"])
     assert info["prefix"] == str(venv)
     assert info["executable"] == str(venv / "bin" / "python")
     assert info["marker"] and info["marker"].startswith(str(venv) + os.sep)
@@ -50,11 +60,20 @@ def assert_in_venv(info, venv):
     assert info["srv_builtin"], "`import srv` must be srv's built-in module"
 
 
-@pytest.fixture
-def outside_binary(tmp_path):
-    """A copy of srv in a directory that is no virtualenv's bin/."""
+MODULE = os.path.join(os.path.dirname(srv_bin()), "_srv_host.so")
+
+
+@pytest.fixture(params=["embedded", "handed-over"])
+def outside_binary(request, tmp_path):
+    """A copy of srv in a directory that is no virtualenv's bin/: alone, so
+    that it runs in its own libpython, or with _srv_host.so beside it, so
+    that it hands the process to the virtualenv's python (handover.h)."""
     p = tmp_path / "srv"
     shutil.copy2(srv_bin(), p)
+    if request.param == "handed-over":
+        if not os.path.exists(MODULE):
+            pytest.skip("built without _srv_host.so")
+        shutil.copy2(MODULE, tmp_path / "_srv_host.so")
     return str(p)
 
 
@@ -71,9 +90,19 @@ def test_virtual_env_variable(server_factory, venv, outside_binary, monkeypatch)
     assert_in_venv(served(s), venv)
 
 
-def test_binary_in_the_venvs_bin(server_factory, venv, monkeypatch):
+@pytest.mark.parametrize("module", ["embedded", "handed-over"])
+def test_binary_in_the_venvs_bin(server_factory, venv, monkeypatch, module):
+    """Where `pip install` puts srv: DIR/bin/srv, and _srv_host.so in
+    DIR/lib/srv/ (handed over to DIR/bin/python), or no module."""
     inside = venv / "bin" / "srv"
     shutil.copy2(srv_bin(), inside)
+    lib = venv / "lib" / "srv"
+    shutil.rmtree(lib, ignore_errors=True)
+    if module == "handed-over":
+        if not os.path.exists(MODULE):
+            pytest.skip("built without _srv_host.so")
+        lib.mkdir(parents=True)
+        shutil.copy2(MODULE, lib / "_srv_host.so")
     monkeypatch.setenv("SRV_BIN", str(inside))
     monkeypatch.delenv("VIRTUAL_ENV", raising=False)
     s = server_factory("venv_app:app", "--mode", "native")
@@ -136,4 +165,5 @@ def test_virtual_env_of_another_python_is_not_used(server_factory, tmp_path, out
     s = server_factory("venv_app:app", "--mode", "native", env={"VIRTUAL_ENV": str(other)})
     info = served(s)
     assert info["prefix"] == info["base_prefix"] != str(other)
-    assert "$VIRTUAL_ENV %s was made with Python 3.99" % other in s.stderr_text()
+    # once: not again from the interpreter srv handed the process to
+    assert s.stderr_text().count("$VIRTUAL_ENV %s was made with Python 3.99" % other) == 1

@@ -2,6 +2,7 @@
 and where `srv_venv_marker` (a module only the test's virtualenv has) and
 the `srv` module come from."""
 import json
+import os
 import sys
 
 import srv
@@ -17,6 +18,7 @@ def app(environ, start_response):
         "prefix": sys.prefix,
         "base_prefix": sys.base_prefix,
         "executable": sys.executable,
+        "exe": os.path.realpath("/proc/self/exe"),
         "marker": marker,
         # srv's own module, built in or (handed over: srv's handover.h)
         # created by srv's finder, never a file from the virtualenv
