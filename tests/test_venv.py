@@ -60,7 +60,12 @@ def assert_in_venv(info, venv):
     assert info["srv_builtin"], "`import srv` must be srv's built-in module"
 
 
-MODULE = os.path.join(os.path.dirname(srv_bin()), "_srv_host.so")
+# srv's extension module (handover.h): beside the binary (a build), or in
+# ../lib/srv (installed, by make install or pip)
+MODULE = next((m for m in (os.path.join(os.path.dirname(srv_bin()), "_srv_host.so"),
+                           os.path.join(os.path.dirname(srv_bin()), "..", "lib", "srv",
+                                        "_srv_host.so"))
+               if os.path.exists(m)), "")
 
 
 @pytest.fixture(params=["embedded", "handed-over"])
