@@ -6,9 +6,10 @@ the libpython srv links.  Without the module beside the executable, or with
 same way: srv's own modules, the app's sys.path, its sys.argv."""
 import os
 import shutil
+import subprocess
 import pytest
 
-from conftest import APPS_DIR, run_srv, srv_bin
+from conftest import APPS_DIR, PYTHON, run_srv, srv_bin
 
 MODULE = os.path.join(os.path.dirname(srv_bin()), "_srv_host.so")
 needs_module = pytest.mark.skipif(not os.path.exists(MODULE),
@@ -88,3 +89,23 @@ def test_check_config_after_the_hand_over():
     r = run_srv(["--app", "handover_app:app", "--check-config", "--mode", "native"])
     assert r.returncode == 0, r.stderr
     assert "configuration OK" in r.stdout, r.stdout
+
+
+@needs_module
+def test_an_interpreter_that_cannot_run_leaves_srv_in_its_own_libpython(server_factory, tmp_path):
+    """--virtualenv DIR whose bin/python is gone: the exec fails, srv says
+    so in one line and serves from its own libpython, in that venv."""
+    venv = tmp_path / "venv"
+    r = subprocess.run([PYTHON, "-m", "venv", "--without-pip", "--system-site-packages", str(venv)],
+                       capture_output=True, text=True)
+    if r.returncode != 0:
+        pytest.skip("cannot create a virtualenv (python3-venv missing?): " + r.stderr)
+    for p in (venv / "bin").glob("python*"):
+        p.unlink()
+    venv = venv.resolve()
+    s = server_factory("venv_app:app", "--mode", "native", "--virtualenv", str(venv))
+    i = s.get_json("/")
+    assert i["exe"] == os.path.realpath(srv_bin()), i
+    assert i["prefix"] == str(venv), i
+    assert s.stderr_text().count("cannot run %s/bin/python" % venv) == 1, s.stderr_text()
+    s.assert_healthy()
