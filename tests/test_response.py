@@ -661,6 +661,25 @@ def test_file_wrapper_bytesio(routes_server, extra):
 # ends (conn.c), and sent later, when the socket has room, if the client is
 # not reading.  Whatever the client does, the bytes leave in order.
 
+def mixed_requests(kinds, path, tag):
+    """Pipelined GETs, one per kind: "file" (sendfile of path), "gen" (a
+    chunked body; ids tagged with tag) or "n" (a held /n?i= answer)."""
+    return b"".join(raw_request("GET", "/file?cl=1&path=%s" % path if k == "file" else
+                                "/gen?n=3&id=%s%d" % (tag, i) if k == "gen" else "/n?i=%d" % i)
+                    for i, k in enumerate(kinds))
+
+
+def check_mixed_response(r, i, kind, data):
+    """Response i of mixed_requests(): whole, and the one asked for."""
+    assert r.status == 200, (i, r.status)
+    if kind == "file":
+        assert r.body == data, i
+    elif kind == "gen":
+        assert r.body == b"chunk-1\nchunk-2\nchunk-3\n", (i, r.body[:80])
+    else:
+        assert r.body == b"n=%d\n" % i, (i, r.body[:80])
+
+
 @pytest.mark.parametrize("mode", ["native", "gevent"])
 def test_pipelined_responses_in_order_when_the_client_reads_late(server_factory, tmp_path, mode):
     """2,000 pipelined requests from a client with a 4 KiB receive buffer
@@ -674,9 +693,7 @@ def test_pipelined_responses_in_order_when_the_client_reads_late(server_factory,
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     kinds = ["file" if i % 50 == 25 else "gen" if i % 7 == 3 else "n" for i in range(2000)]
-    reqs = b"".join(raw_request("GET", "/file?cl=1&path=%s" % path if k == "file" else
-                                "/gen?n=3&id=held%d" % i if k == "gen" else "/n?i=%d" % i)
-                    for i, k in enumerate(kinds))
+    reqs = mixed_requests(kinds, path, "held")
     s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     s.settimeout(30)
@@ -688,14 +705,7 @@ def test_pipelined_responses_in_order_when_the_client_reads_late(server_factory,
     for i, k in enumerate(kinds):
         if k == "file" and i % 200 == 25:
             time.sleep(0.2)   # the server's socket fills up again
-        r = c.read_response()
-        assert r.status == 200, (i, r.status)
-        if k == "file":
-            assert r.body == data, i
-        elif k == "gen":
-            assert r.body == b"chunk-1\nchunk-2\nchunk-3\n", (i, r.body[:80])
-        else:
-            assert r.body == b"n=%d\n" % i, (i, r.body[:80])
+        check_mixed_response(c.read_response(), i, k, data)
     sender.join(5)
     c.close()
     srv.assert_healthy()
@@ -736,18 +746,9 @@ def test_held_output_cut_short_still_goes_before_what_follows(server_factory, tm
     path = tmp_path / "f.bin"
     path.write_bytes(data)
     kinds = ["file" if i % 9 == 4 else "gen" if i % 5 == 2 else "n" for i in range(60)]
-    reqs = b"".join(raw_request("GET", "/file?cl=1&path=%s" % path if k == "file" else
-                                "/gen?n=3&id=cut%d" % i if k == "gen" else "/n?i=%d" % i)
-                    for i, k in enumerate(kinds))
+    reqs = mixed_requests(kinds, path, "cut")
     with srv.connect(timeout=10) as c:
         c.send(reqs)
         for i, k in enumerate(kinds):
-            r = c.read_response()
-            assert r.status == 200, (i, r.status)
-            if k == "file":
-                assert r.body == data, i
-            elif k == "gen":
-                assert r.body == b"chunk-1\nchunk-2\nchunk-3\n", (i, r.body[:80])
-            else:
-                assert r.body == b"n=%d\n" % i, (i, r.body[:80])
+            check_mixed_response(c.read_response(), i, k, data)
     srv.assert_healthy()
