@@ -216,7 +216,7 @@ static ssize_t send_counted(srv_conn *c, const struct iovec *iov, int iovcnt)
 
 /* ---- held output --------------------------------------------------------- */
 
-static srv_conn *held;              /* connections whose output waits for the prepare watcher, */
+static srv_conn *held;              /* connections whose output waits for held_kick, */
 static srv_conn **held_tail = &held; /* in the order their output was held */
 static ev_timer held_kick;          /* never started: fed, see held_cb */
 static char *out_pool[OUT_POOL_MAX];
