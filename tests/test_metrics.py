@@ -170,9 +170,12 @@ def start(server_factory, *args):
     s = server_factory(APP, "--metrics-bind", "127.0.0.1:%d" % mport, *args)
     s.mport = mport
     s.warm_up("/pid")   # the app is loaded
-    # The worker counts a request just after its answer leaves: wait for it,
-    # so that every test starts from a settled scrape.
-    assert wait_metrics(s, lambda m: m.status("2xx") >= 1).status("2xx") == 1
+    # The worker counts a request when the app is done, and the bytes of its
+    # answer once send() has returned; the client may read them in between
+    # (a waking client can preempt the worker right at that return).  Wait
+    # for both, so that every test starts from a settled scrape.
+    m = wait_metrics(s, lambda m: m.status("2xx") >= 1 and m("srv_sent_bytes_total") > 0)
+    assert m.status("2xx") == 1 and m("srv_sent_bytes_total") > 0
     return s
 
 
