@@ -30,6 +30,7 @@
 
 #define DEFAULTS { \
     .backlog = 2048, \
+    .defer_accept = 1, \
     .server_header = 1, \
     .max_body = (uint64_t)1 << 30, \
     .ws_max_message = (uint64_t)1 << 20, \
@@ -78,6 +79,9 @@ static const char usage[] =
 "  --virtualenv DIR        use the virtualenv DIR (default: the one srv is installed in,\n"
 "                          else $VIRTUAL_ENV)\n"
 "  --backlog N             listen(2) backlog (default 2048)\n"
+"  --defer-accept SECONDS  a TCP connection reaches srv with its first bytes, or\n"
+"                          after about SECONDS idle (TCP_DEFER_ACCEPT; default 1,\n"
+"                          0: at once)\n"
 "  --reuse-port            each worker listens on its own SO_REUSEPORT socket\n"
 "                          (default: all workers share the master's sockets)\n"
 "  --umask OCTAL           process umask, e.g. for unix socket files (default:\n"
@@ -227,7 +231,7 @@ void srv_config_free(srv_config *c)
 }
 
 enum {
-    OPT_APP = 256, OPT_CHDIR, OPT_PYTHONPATH, OPT_BACKLOG, OPT_MAX_BODY, OPT_WS_MAX_MESSAGE,
+    OPT_APP = 256, OPT_CHDIR, OPT_PYTHONPATH, OPT_BACKLOG, OPT_DEFER_ACCEPT, OPT_MAX_BODY, OPT_WS_MAX_MESSAGE,
     OPT_MAX_HEADER_SIZE, OPT_MAX_HEADERS, OPT_MAX_URI, OPT_KEEPALIVE,
     OPT_HEADER_TIMEOUT, OPT_IO_TIMEOUT, OPT_GRACEFUL_TIMEOUT,
     OPT_NO_SERVER_HEADER, OPT_LOG_LEVEL, OPT_VERSION, OPT_MODE, OPT_NO_MONKEY_PATCH, OPT_NO_GC_FREEZE,
@@ -244,6 +248,7 @@ static const struct option options[] = {
     {"virtualenv", required_argument, NULL, OPT_VIRTUALENV},
     {"pythonpath", required_argument, NULL, OPT_PYTHONPATH},
     {"backlog", required_argument, NULL, OPT_BACKLOG},
+    {"defer-accept", required_argument, NULL, OPT_DEFER_ACCEPT},
     {"max-body", required_argument, NULL, OPT_MAX_BODY},
     {"ws-max-message", required_argument, NULL, OPT_WS_MAX_MESSAGE},
     {"max-header-size", required_argument, NULL, OPT_MAX_HEADER_SIZE},
@@ -316,6 +321,7 @@ static int set_number(srv_config *c, int opt, const char *label, const char *v,
     c->field = d; return 0
     switch (opt) {
     case OPT_BACKLOG: INT(1, INT_MAX, backlog, int);
+    case OPT_DEFER_ACCEPT: INT(0, 3600, defer_accept, int);
     case OPT_WS_MAX_MESSAGE: INT(1, 1LL << 40, ws_max_message, uint64_t);
     case OPT_MAX_BODY: INT(0, LLONG_MAX, max_body, uint64_t);
     case OPT_MAX_HEADER_SIZE: INT(256, 16 << 20, max_header_size, size_t);

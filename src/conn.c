@@ -141,6 +141,12 @@ srv_conn *srv_conn_accepted(srv_listener *l, int fd, const struct sockaddr *peer
     srv_my_metrics->connections++;
 
     ev_io_start(srv_loop, &c->rio);
+    /* From a listener that defers accept, the first bytes are in already:
+     * read them in this pass.  libev asks epoll for the socket only before
+     * its next poll, so a connection served and closed by then never gets
+     * there. */
+    if (l->defers_accept)
+        ev_feed_event(srv_loop, &c->rio, EV_READ);
     arm_timer(c);
     return c;
 }

@@ -118,6 +118,7 @@ static int keep_fixed(srv_config *c, const srv_config *old)
         if (!old->field) c->field = NULL; \
     }
     KEEP_INT(backlog, "backlog")
+    KEEP_INT(defer_accept, "defer-accept")
     KEEP_INT(reuse_port, "reuse-port")
     KEEP_STRING(metrics_bind, "metrics-bind")
     KEEP_STRING(pidfile, "pid")

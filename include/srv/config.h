@@ -27,6 +27,7 @@ typedef struct srv_config {
     int npythonpath;
     const char *virtualenv;      /* --virtualenv DIR, or NULL */
     int backlog;
+    int defer_accept;           /* seconds of TCP_DEFER_ACCEPT; 0: off */
     int server_header;           /* send "Server: srv" */
     uint64_t max_body;           /* 413 above this */
     uint64_t ws_max_message;     /* WebSocket close 1009 above this */

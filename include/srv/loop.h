@@ -18,6 +18,8 @@ typedef struct srv_listener {
     char *name;                 /* for logs: "http://127.0.0.1:8000" */
     char *unix_path;            /* unlinked at exit */
     int reuse_port;             /* each worker opens its own socket */
+    int defers_accept;          /* TCP_DEFER_ACCEPT: a connection comes with its
+                                 * first bytes (see loop.c's tune_tcp_listener) */
     struct _object *environ_template;   /* owned PyObject *: the keys that never
                                          * change (no Python.h here: the master
                                          * includes this header) */
