@@ -228,11 +228,12 @@ def test_bind_change_at_reload_is_logged_not_applied(server_factory, tmp_path):
     s = start(server_factory, port, "--config", conf)
     assert post_status(port, 100) == 413
 
-    write_conf(conf, text % (other, 1000) + "backlog = 16\n")
+    write_conf(conf, text % (other, 1000) + "backlog = 16\ndefer-accept = 0\n")
     reload_and_wait(s, 1)
     err = s.stderr_text()
     assert "reload: 'bind' changed in %s: not applied" % conf in err
     assert "reload: 'backlog' changed in %s: not applied" % conf in err
+    assert "reload: 'defer-accept' changed in %s: not applied" % conf in err
     # The old address serves, with the new limit; the new one was not bound.
     assert post_status(port, 500) == 200
     assert not _can_connect(("127.0.0.1", other))
