@@ -194,9 +194,6 @@ fail:
     return -1;
 }
 
-/* Binds a TCP socket, and listens unless `reuse_port` (then the master only
- * holds the port: each worker listens on a socket of its own, see
- * srv_listeners_reuse_port). */
 /* Options of a TCP listener, set before listen().
  *
  * Responses go out whole, in one write: no Nagle delay.  Linux gives an
@@ -211,7 +208,8 @@ fail:
  * with a connection per request that saves an epoll_ctl, an epoll_wait and
  * their kernel bookkeeping each time.  A client that connects and says
  * nothing is handed over after about --defer-accept seconds anyway, and the
- * header timeout runs from then. */
+ * header timeout runs from then.  The metrics listener (srv_listen_address)
+ * gets both too; its scrapers also speak first. */
 static void tune_tcp_listener(int fd)
 {
     int one = 1;
@@ -230,6 +228,9 @@ static int defers_accept(int fd)
     return getsockopt(fd, IPPROTO_TCP, TCP_DEFER_ACCEPT, &secs, &len) == 0 && secs > 0;
 }
 
+/* Binds a TCP socket, and listens unless `reuse_port` (then the master only
+ * holds the port: each worker listens on a socket of its own, see
+ * srv_listeners_reuse_port). */
 static int open_tcp(const char *addr, int reuse_port, char *err, size_t errlen)
 {
     char host[256], port[16];
