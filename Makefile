@@ -38,7 +38,7 @@ test-cluster: build
 VENV ?= build-venv
 VENV_PKGS := gevent greenlet flask django requests pytest gevent-websocket websocket-client
 VENV_TESTS := test_gevent_mode.py test_websocket.py test_longpoll.py test_frameworks.py \
-              test_concurrency.py test_venv.py
+              test_concurrency.py test_venv.py test_accept.py
 
 test-venv: deps
 	rm -rf $(VENV)
