@@ -49,7 +49,7 @@
 #define CONN_POOL_MAX 256
 #define OUT_BLOCK 4096          /* the most output held per connection */
 #define OUT_POOL_MAX 64
-#define HOLD_PASS_MAX 0.001     /* seconds into a pass after which nothing is held */
+#define HOLD_PASS_MAX 0.005     /* seconds into a pass after which nothing is held */
 
 static srv_conn *conns;       /* every open connection */
 static int nconns;

@@ -217,10 +217,15 @@ int srv_response_send_body(srv_conn *c, const char *data, size_t len, int at_end
     }
     if (n == 0)
         return 0;
-    r->body_sent += len;
     /* The last bytes of a response the connection outlives may wait for
-     * the end of the loop's pass (conn.h). */
-    int held = at_end && srv_response_keep_alive(c) && c->req.message_done;
+     * the end of the loop's pass (conn.h).  They are the last item of a
+     * list, or the bytes that complete a declared Content-Length: Flask's
+     * and Django's bodies are iterators, whose end srv would see only at
+     * the next PyIter_Next, after the bytes had gone out alone. */
+    int last = at_end || (r->content_length >= 0 && !r->no_body
+                          && r->body_sent + len == (uint64_t)r->content_length);
+    r->body_sent += len;
+    int held = last && srv_response_keep_alive(c) && c->req.message_done;
     if ((held ? srv_conn_write_soon(c, iov, n) : srv_conn_writev(c, iov, n)) < 0)
         return -1;
     return 0;

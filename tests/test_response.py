@@ -711,6 +711,36 @@ def test_pipelined_responses_in_order_when_the_client_reads_late(server_factory,
     srv.assert_healthy()
 
 
+def segments_received(sock):
+    """tcpi_segs_in of the socket's TCP_INFO (struct tcp_info, offset 140):
+    every segment it has received, data or not."""
+    info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, 192)
+    return struct.unpack_from("I", info, 140)[0]
+
+
+@pytest.mark.parametrize("mode", ["native", "gevent"])
+def test_an_iterator_body_whose_length_is_known_is_held_like_a_list(server_factory, mode):
+    """Ten pipelined requests whose bodies are one-item iterators with a
+    Content-Length (what Flask and Django return) are answered in the pass
+    that read them: the bytes that complete each length are held, so the
+    ten answers leave in one send instead of ten, and the client is woken
+    once.  Counted at the client as TCP segments received."""
+    srv = server_factory("routes:app", "--mode", mode)
+    srv.warm_up("/hello")
+    with srv.connect(timeout=5) as c:
+        c.send(raw_request("GET", "/hello"))   # the connection is known to be up
+        c.read_response()
+        before = segments_received(c.sock)
+        c.send(b"".join(raw_request("GET", "/cl_iter?i=%d" % i) for i in range(10)))
+        for i in range(10):
+            r = c.read_response()
+            assert (r.status, r.body) == (200, b"framework-like body"), i
+        time.sleep(0.2)   # a late segment would count too
+        got = segments_received(c.sock) - before
+    assert got <= 3, "%d segments for 10 answers" % got
+    srv.assert_healthy()
+
+
 def held_output_full_at(*hits):
     """SRV_FAULT_INJECT for srv: at each of these sends of held output, the
     socket takes one byte and is then full (a partial write, then EAGAIN)."""

@@ -82,6 +82,16 @@ def cl(environ, start_response):
     return gen()
 
 
+@route("/cl_iter")
+def cl_iter(environ, start_response):
+    """Content-Length and a one-item iterator, as Flask's and Django's
+    responses are: srv sees the body end only by its length."""
+    body = b"framework-like body"
+    start_response("200 OK", [("Content-Type", "text/plain"),
+                              ("Content-Length", str(len(body)))])
+    return iter([body])
+
+
 @route("/empty")
 def empty(environ, start_response):
     start_response("200 OK", [("Content-Type", "text/plain")])
