@@ -122,7 +122,7 @@ int srv_conn_writev(srv_conn *c, struct iovec *iov, int iovcnt);
  * responses of the loop's pass, just before the loop polls again (as Redis
  * writes its replies before it sleeps): one wake-up of the client or proxy
  * for many responses instead of one each.  Nothing is held once the pass
- * has run HOLD_PASS_MAX (1 ms); any other output on the connection, its
+ * has run HOLD_PASS_MAX (5 ms); any other output on the connection, its
  * release without keep-alive and its close send what is held first.
  * Returns 0 (sent or held), or -1 as srv_conn_writev does. */
 int srv_conn_write_soon(srv_conn *c, struct iovec *iov, int iovcnt);
