@@ -55,11 +55,22 @@ def _require_binary():
 # ports / addresses
 # ---------------------------------------------------------------------------
 
+_ports_given = set()
+
+
 def free_port(host="127.0.0.1", family=socket.AF_INET):
-    """A TCP port that was free a moment ago."""
-    with socket.socket(family, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        return s.getsockname()[1]
+    """A TCP port that was free a moment ago, and that this process has not
+    been given before: the kernel may hand the same ephemeral port to two
+    probes in a row, and a test that asks twice (--bind and --metrics-bind)
+    needs two."""
+    for _ in range(100):
+        with socket.socket(family, socket.SOCK_STREAM) as s:
+            s.bind((host, 0))
+            port = s.getsockname()[1]
+        if port not in _ports_given:
+            _ports_given.add(port)
+            return port
+    raise RuntimeError("no fresh free port in 100 tries")
 
 
 def have_ipv6_loopback():
