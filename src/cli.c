@@ -38,7 +38,7 @@ static void hand_over(int argc, char **argv)
     self[n] = '\0';
     if (srv_handover_module(self, module, sizeof module) < 0)
         return;   /* not built or not installed: the embedded interpreter */
-    const char *python = srv_venv_python() ? srv_venv_python() : SRV_PYTHON_EXE;
+    const char *python = srv_venv_program(SRV_PYTHON_EXE);   /* the venv's, else built for */
     srv_handover_exec(python, module, argc, argv);
     srv_warn("cannot run %s (%s): running in the libpython srv links", python, strerror(errno));
 #endif

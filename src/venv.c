@@ -147,8 +147,3 @@ const char *srv_venv_program(const char *argv0)
 {
     return venv_program ? venv_program : argv0;
 }
-
-const char *srv_venv_python(void)
-{
-    return venv_program;
-}

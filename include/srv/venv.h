@@ -23,7 +23,4 @@ const char *srv_venv_dir(void);
  * else argv0. */
 const char *srv_venv_program(const char *argv0);
 
-/* DIR/bin/python in a virtualenv, else NULL. */
-const char *srv_venv_python(void);
-
 #endif
