@@ -42,12 +42,20 @@ def served(s):
         return json.loads(r.read())
 
 
-def assert_ran_where_expected(info, binary):
-    """In the interpreter when srv's module is installed beside the binary
-    (handover.h), else in the binary's own libpython."""
+def host_module(binary):
+    """srv's extension module (handover.h) for this binary, where srv looks
+    for it: beside it (a build), or in ../lib/srv (installed, by make install
+    or pip); "" when neither has it."""
     d = os.path.dirname(binary)
-    handed = any(os.path.exists(os.path.join(d, m))
-                 for m in ("_srv_host.so", "../lib/srv/_srv_host.so"))
+    return next((m for m in (os.path.join(d, "_srv_host.so"),
+                             os.path.join(d, "..", "lib", "srv", "_srv_host.so"))
+                 if os.path.exists(m)), "")
+
+
+def assert_ran_where_expected(info, binary):
+    """In the interpreter when srv's module is installed for the binary
+    (handover.h), else in the binary's own libpython."""
+    handed = host_module(binary) != ""
     assert (info["exe"] != os.path.realpath(binary)) == handed, (info["exe"], binary)
 
 
@@ -60,12 +68,7 @@ def assert_in_venv(info, venv):
     assert info["srv_builtin"], "`import srv` must be srv's built-in module"
 
 
-# srv's extension module (handover.h): beside the binary (a build), or in
-# ../lib/srv (installed, by make install or pip)
-MODULE = next((m for m in (os.path.join(os.path.dirname(srv_bin()), "_srv_host.so"),
-                           os.path.join(os.path.dirname(srv_bin()), "..", "lib", "srv",
-                                        "_srv_host.so"))
-               if os.path.exists(m)), "")
+MODULE = host_module(srv_bin())
 
 
 @pytest.fixture(params=["embedded", "handed-over"])
