@@ -1,6 +1,6 @@
 /*
- * grlock.c - threading.RLock for gevent mode: a re-entrant lock owned by a
- * greenlet, in C (see grlock.h).
+ * grlock.c - threading's locks for gevent mode, in C: RLock (re-entrant,
+ * owned by a greenlet) and Lock (see grlock.h).
  *
  * gevent's monkey-patching sets threading._CRLock to None, so every
  * threading.RLock() becomes CPython's pure-Python _RLock over gevent's
@@ -21,6 +21,12 @@
  * threading.Condition uses (_is_owned, _release_save, _acquire_restore)
  * and _at_fork_reinit for logging's handlers in a forked worker.
  *
+ * threading.Lock, which gevent makes its Cython BoundedSemaphore, gets the
+ * same treatment: srv.Lock, the same count and waiting without an owner.
+ *
+ * acquire() and __enter__ take their arguments by vectorcall: a `with` or a
+ * bare acquire() builds no argument tuple and parses nothing.
+ *
  * The same goes for get_ident(): gevent's is a Python function returning
  * id(getcurrent()), called by threading.current_thread() and so by every
  * asgiref Local lookup.  srv's returns the same number from C.
@@ -29,6 +35,7 @@
 #include "srv/clock.h"
 
 #include <greenlet/greenlet.h>
+#include <string.h>
 
 typedef struct {
     PyObject_HEAD
@@ -147,21 +154,74 @@ static int hand_on(grlock *l)
     return r ? 0 : -1;
 }
 
-static PyObject *grlock_acquire(grlock *l, PyObject *args, PyObject *kw)
+/* acquire()'s arguments, as CPython's RLock reads them (blocking as an
+ * int, timeout as a number of seconds), parsed by hand: `with lock:` and
+ * lock.acquire() pass none, and a vectorcall with nothing to parse costs no
+ * argument tuple.  0, or -1 with TypeError set. */
+static int acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
+                        int *blocking, double *timeout)
 {
-    static char *names[] = {"blocking", "timeout", NULL};
-    int blocking = 1;
-    double timeout = -1;
-    if (!PyArg_ParseTupleAndKeywords(args, kw, "|pd:acquire", names, &blocking, &timeout))
-        return NULL;
+    PyObject *given[2] = {NULL, NULL};   /* borrowed: blocking, timeout */
+    if (nargs > 2) {
+        PyErr_Format(PyExc_TypeError, "acquire() takes at most 2 arguments (%zd given)", nargs);
+        return -1;
+    }
+    for (Py_ssize_t i = 0; i < nargs; i++)
+        given[i] = args[i];
+    Py_ssize_t nkw = kwnames ? PyTuple_GET_SIZE(kwnames) : 0;
+    for (Py_ssize_t i = 0; i < nkw; i++) {
+        PyObject *name = PyTuple_GET_ITEM(kwnames, i);
+        int which = PyUnicode_CompareWithASCIIString(name, "blocking") == 0 ? 0
+                    : PyUnicode_CompareWithASCIIString(name, "timeout") == 0 ? 1 : -1;
+        if (which < 0) {
+            PyErr_Format(PyExc_TypeError, "'%U' is an invalid keyword argument for acquire()", name);
+            return -1;
+        }
+        if (given[which] != NULL) {
+            PyErr_Format(PyExc_TypeError, "argument for acquire() given by name ('%U') and "
+                         "position (%d)", name, which + 1);
+            return -1;
+        }
+        given[which] = args[nargs + i];
+    }
+    if (given[0] != NULL) {
+        long b = PyLong_AsLong(given[0]);
+        if (b == -1 && PyErr_Occurred())
+            return -1;
+        *blocking = b != 0;
+    }
+    if (given[1] != NULL) {
+        *timeout = PyFloat_AsDouble(given[1]);
+        if (*timeout == -1 && PyErr_Occurred())
+            return -1;
+    }
+    return 0;
+}
+
+/* The checks both locks' acquire() makes, with CPython's messages. */
+static int check_acquire_args(int blocking, double timeout)
+{
     if (!blocking && timeout != -1) {
         PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
-        return NULL;
+        return -1;
     }
     if (timeout < 0 && timeout != -1) {
-        PyErr_SetString(PyExc_ValueError, "timeout value must be a non-negative number");
-        return NULL;
+        PyErr_SetString(PyExc_ValueError, "timeout value must be positive");
+        return -1;
     }
+    return 0;
+}
+
+static PyObject *grlock_acquire(grlock *l, PyObject *const *args, Py_ssize_t nargs,
+                                PyObject *kwnames)
+{
+    int blocking = 1;
+    double timeout = -1;
+    if ((nargs != 0 || kwnames != NULL)
+            && acquire_args(args, nargs, kwnames, &blocking, &timeout) < 0)
+        return NULL;
+    if (check_acquire_args(blocking, timeout) < 0)
+        return NULL;
     int rc = take(l, blocking, timeout);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
 }
@@ -191,7 +251,7 @@ static PyObject *grlock_release(grlock *l, PyObject *unused)
     Py_RETURN_NONE;
 }
 
-static PyObject *grlock_exit(grlock *l, PyObject *args)
+static PyObject *grlock_exit(grlock *l, PyObject *const *args, Py_ssize_t nargs)
 {
     return grlock_release(l, NULL);
 }
@@ -262,11 +322,11 @@ static void grlock_dealloc(grlock *l)
 }
 
 static PyMethodDef grlock_methods[] = {
-    {"acquire", (PyCFunction)(void (*)(void))grlock_acquire, METH_VARARGS | METH_KEYWORDS,
+    {"acquire", (PyCFunction)(void (*)(void))grlock_acquire, METH_FASTCALL | METH_KEYWORDS,
      "acquire(blocking=True, timeout=-1): take the lock for this greenlet"},
-    {"__enter__", (PyCFunction)(void (*)(void))grlock_acquire, METH_VARARGS | METH_KEYWORDS, NULL},
+    {"__enter__", (PyCFunction)(void (*)(void))grlock_acquire, METH_FASTCALL | METH_KEYWORDS, NULL},
     {"release", (PyCFunction)grlock_release, METH_NOARGS, "release(): give one level back"},
-    {"__exit__", (PyCFunction)grlock_exit, METH_VARARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))grlock_exit, METH_FASTCALL, NULL},
     {"_is_owned", (PyCFunction)grlock_is_owned, METH_NOARGS, NULL},
     {"_release_save", (PyCFunction)grlock_release_save, METH_NOARGS, NULL},
     {"_acquire_restore", (PyCFunction)grlock_acquire_restore, METH_O, NULL},
@@ -287,6 +347,126 @@ static PyTypeObject GRLockType = {
     .tp_methods = grlock_methods,
 };
 
+/* --- srv.Lock: threading.Lock, owned by no one --------------------------
+ *
+ * gevent's patched Lock is its Cython BoundedSemaphore: a few thousand
+ * instructions per acquire and release, even free, and Django takes one
+ * twice per request (its request_started and request_finished signals).
+ * This one keeps only the count; any greenlet may release it, as with a
+ * thread lock.  Contended, it waits as srv.RLock does.  A non-blocking
+ * acquire that fails lets the other greenlets run first, as gevent's does,
+ * so that spin loops over acquire(False) make progress. */
+
+static PyObject *gevent_sleep;        /* owned: gevent.sleep, once needed */
+static PyObject *get_hub_if_exists;   /* owned: gevent's, once needed */
+
+/* After a failed non-blocking acquire: gevent.sleep(0), unless this is the
+ * hub, which must not switch away.  0, or -1 with an error set. */
+static int let_others_run(void)
+{
+    if (gevent_sleep == NULL) {
+        PyObject *g = PyImport_ImportModule("gevent");
+        PyObject *h = PyImport_ImportModule("gevent._hub_local");
+        gevent_sleep = g ? PyObject_GetAttrString(g, "sleep") : NULL;
+        get_hub_if_exists = h ? PyObject_GetAttrString(h, "get_hub_if_exists") : NULL;
+        Py_XDECREF(g);
+        Py_XDECREF(h);
+        if (gevent_sleep == NULL || get_hub_if_exists == NULL) {
+            Py_CLEAR(gevent_sleep);
+            Py_CLEAR(get_hub_if_exists);
+            return -1;
+        }
+    }
+    PyObject *hub = PyObject_CallNoArgs(get_hub_if_exists);
+    if (hub == NULL)
+        return -1;
+    int in_hub = (void *)hub == current_owner();
+    Py_DECREF(hub);
+    if (in_hub)
+        return 0;
+    PyObject *r = PyObject_CallNoArgs(gevent_sleep);
+    Py_XDECREF(r);
+    return r ? 0 : -1;
+}
+
+static PyObject *glock_acquire(grlock *l, PyObject *const *args, Py_ssize_t nargs,
+                               PyObject *kwnames)
+{
+    int blocking = 1;
+    double timeout = -1;
+    if ((nargs != 0 || kwnames != NULL)
+            && acquire_args(args, nargs, kwnames, &blocking, &timeout) < 0)
+        return NULL;
+    if (check_acquire_args(blocking, timeout) < 0)
+        return NULL;
+    if (l->count == 0) {
+        l->count = 1;
+        Py_RETURN_TRUE;
+    }
+    if (!blocking)
+        return let_others_run() < 0 ? NULL : Py_NewRef(Py_False);
+    int rc = wait_free(l, timeout);
+    if (rc == 1)
+        l->count = 1;
+    return rc < 0 ? NULL : PyBool_FromLong(rc);
+}
+
+static PyObject *glock_release(grlock *l, PyObject *unused)
+{
+    if (l->count == 0) {
+        PyErr_SetString(PyExc_RuntimeError, "release unlocked lock");
+        return NULL;
+    }
+    l->count = 0;
+    if (hand_on(l) < 0)
+        return NULL;
+    Py_RETURN_NONE;
+}
+
+static PyObject *glock_exit(grlock *l, PyObject *const *args, Py_ssize_t nargs)
+{
+    return glock_release(l, NULL);
+}
+
+static PyObject *glock_locked(grlock *l, PyObject *unused)
+{
+    return PyBool_FromLong(l->count != 0);
+}
+
+static PyObject *glock_repr(grlock *l)
+{
+    return PyUnicode_FromFormat("<%s %s object at %p>", l->count ? "locked" : "unlocked",
+                                Py_TYPE(l)->tp_name, l);
+}
+
+static PyMethodDef glock_methods[] = {
+    {"acquire", (PyCFunction)(void (*)(void))glock_acquire, METH_FASTCALL | METH_KEYWORDS,
+     "acquire(blocking=True, timeout=-1): take the lock"},
+    {"acquire_lock", (PyCFunction)(void (*)(void))glock_acquire, METH_FASTCALL | METH_KEYWORDS,
+     NULL},
+    {"__enter__", (PyCFunction)(void (*)(void))glock_acquire, METH_FASTCALL | METH_KEYWORDS, NULL},
+    {"release", (PyCFunction)glock_release, METH_NOARGS, "release(): free the lock"},
+    {"release_lock", (PyCFunction)glock_release, METH_NOARGS, NULL},
+    {"__exit__", (PyCFunction)(void (*)(void))glock_exit, METH_FASTCALL, NULL},
+    {"locked", (PyCFunction)glock_locked, METH_NOARGS, "locked(): is it held?"},
+    {"locked_lock", (PyCFunction)glock_locked, METH_NOARGS, NULL},
+    {"_at_fork_reinit", (PyCFunction)grlock_at_fork_reinit, METH_NOARGS, NULL},
+    {NULL, NULL, 0, NULL},
+};
+
+static PyTypeObject GLockType = {
+    PyVarObject_HEAD_INIT(NULL, 0)
+    .tp_name = "srv.Lock",
+    .tp_doc = "threading.Lock in gevent mode: waits by suspending the greenlet",
+    .tp_basicsize = sizeof(grlock),
+    .tp_flags = Py_TPFLAGS_DEFAULT,
+    .tp_weaklistoffset = offsetof(grlock, weakrefs),
+    .tp_new = grlock_new,
+    .tp_dealloc = (destructor)grlock_dealloc,
+    .tp_repr = (reprfunc)glock_repr,
+    .tp_methods = glock_methods,
+};
+
 /* get_ident(gr=None): id(gr or the current greenlet), as gevent's. */
 static PyObject *green_get_ident(PyObject *module, PyObject *const *args, Py_ssize_t nargs)
 {
@@ -296,27 +476,41 @@ static PyObject *green_get_ident(PyObject *module, PyObject *const *args, Py_ssi
     }
     if (nargs == 1 && args[0] != Py_None)
         return PyLong_FromVoidPtr(args[0]);
-    PyGreenlet *g = PyGreenlet_GetCurrent();
+    /* The last answer is kept: threading.current_thread() asks again and
+     * again from the same greenlet.  An id is the address, so a new
+     * greenlet at a dead one's address rightly gets the same number. */
+    static void *last;          /* compared only */
+    static PyObject *last_id;   /* owned */
+    void *g = current_owner();
     if (g == NULL)
         return NULL;
-    PyObject *id = PyLong_FromVoidPtr(g);
-    Py_DECREF(g);
-    return id;
+    if (g != last || last_id == NULL) {
+        PyObject *id = PyLong_FromVoidPtr(g);
+        if (id == NULL)
+            return NULL;
+        Py_XSETREF(last_id, id);
+        last = g;
+    }
+    return Py_NewRef(last_id);
 }
 
 static PyMethodDef get_ident_def = {
     "get_ident", (PyCFunction)(void (*)(void))green_get_ident, METH_FASTCALL,
     "get_ident(gr=None): id() of the greenlet (srv's C version of gevent's)"};
 
-/* Where gevent's patching put its Python get_ident, put srv's. */
-static int replace_get_ident(PyObject *gevents, PyObject *ours)
+/* Where gevent's patching put gevents (its get_ident, its Lock), put ours:
+ * names are "module.attribute", a NULL ends them.  What a module holds that
+ * is not gevent's is left alone. */
+static int replace_gevents(const char *const *names, PyObject *gevents, PyObject *ours)
 {
-    const char *modules[] = {"threading", "_thread"};
-    for (size_t i = 0; i < sizeof modules / sizeof modules[0]; i++) {
-        PyObject *mod = PyImport_ImportModule(modules[i]);
-        PyObject *cur = mod ? PyObject_GetAttrString(mod, "get_ident") : NULL;
+    for (; *names; names++) {
+        const char *dot = strchr(*names, '.');
+        PyObject *modname = PyUnicode_FromStringAndSize(*names, dot - *names);
+        PyObject *mod = modname ? PyImport_Import(modname) : NULL;
+        Py_XDECREF(modname);
+        PyObject *cur = mod ? PyObject_GetAttrString(mod, dot + 1) : NULL;
         int rc = cur == NULL ? -1
-                 : cur == gevents ? PyObject_SetAttrString(mod, "get_ident", ours) : 0;
+                 : cur == gevents ? PyObject_SetAttrString(mod, dot + 1, ours) : 0;
         Py_XDECREF(cur);
         Py_XDECREF(mod);
         if (rc < 0)
@@ -327,8 +521,12 @@ static int replace_get_ident(PyObject *gevents, PyObject *ours)
 
 int srv_grlock_install(void)
 {
+    static const char *const get_idents[] = {"threading.get_ident", "_thread.get_ident", NULL};
+    static const char *const locks[] = {"threading.Lock", "threading._allocate_lock",
+                                        "_thread.allocate_lock", "_thread.LockType", NULL};
     PyGreenlet_Import();
-    if (_PyGreenlet_API == NULL || PyType_Ready(&GRLockType) < 0)
+    if (_PyGreenlet_API == NULL || PyType_Ready(&GRLockType) < 0
+            || PyType_Ready(&GLockType) < 0)
         return -1;
     PyObject *threading = PyImport_ImportModule("threading");
     if (threading == NULL)
@@ -338,11 +536,15 @@ int srv_grlock_install(void)
     if (rc < 0)
         return -1;
     PyObject *gthread = PyImport_ImportModule("gevent.thread");
-    PyObject *gevents = gthread ? PyObject_GetAttrString(gthread, "get_ident") : NULL;
+    PyObject *get_ident = gthread ? PyObject_GetAttrString(gthread, "get_ident") : NULL;
+    PyObject *lock_type = gthread ? PyObject_GetAttrString(gthread, "LockType") : NULL;
     Py_XDECREF(gthread);
-    PyObject *ours = gevents ? PyCFunction_New(&get_ident_def, NULL) : NULL;
-    rc = ours ? replace_get_ident(gevents, ours) : -1;
+    PyObject *ours = get_ident ? PyCFunction_New(&get_ident_def, NULL) : NULL;
+    rc = ours && lock_type ? replace_gevents(get_idents, get_ident, ours) : -1;
+    if (rc == 0)
+        rc = replace_gevents(locks, lock_type, (PyObject *)&GLockType);
     Py_XDECREF(ours);
-    Py_XDECREF(gevents);
+    Py_XDECREF(get_ident);
+    Py_XDECREF(lock_type);
     return rc;
 }

@@ -186,12 +186,38 @@ def test_threading_rlock_is_srvs_greenlet_lock_with_rlock_semantics(gsrv):
     # get_ident(): the greenlet's id, as gevent's, from C
     assert got["get_ident"] == [True, True, True, True, "builtin_function_or_method"], got
     assert got["reentrant"] == [True, True, True], got
+    # acquire() reads its arguments as CPython's C RLock does, errors included
+    args = got["arguments"]
+    assert args["srv"] == args["cpython"], args
+    assert True in args["cpython"] and "TypeError" in args["cpython"] \
+        and "ValueError" in args["cpython"], args
     assert got["release_unowned"] == "cannot release un-acquired lock", got
     assert got["nonblocking_while_held"] is False, got
     assert got["timeout_while_held"] is False and got["timeout_waited"], got
     assert got["release_others"] == "cannot release un-acquired lock", got
     assert got["blocking_after_release"] is True and got["blocking_waited"], got
     assert got["condition"] is True, got
+
+
+def test_threading_lock_is_srvs_c_lock_with_lock_semantics(gsrv):
+    # gevent's patched Lock is its Cython BoundedSemaphore; srv puts a C lock
+    # in its places (threading.Lock, _thread.allocate_lock, ...), which
+    # behaves as a thread lock does, between greenlets
+    status, got = get_json(gsrv.port, "/lock")
+    assert status == 200, got
+    assert got["types"] == ["srv.Lock"], got
+    assert got["is_LockType"] is True, got
+    args = got["arguments"]
+    assert args["srv"] == args["cpython"], args
+    assert True in args["cpython"] and "TypeError" in args["cpython"], args
+    assert got["not_reentrant"] == [True, False, True], got
+    assert got["released_by_other"] is False, got
+    assert got["release_unlocked"] == "release unlocked lock", got
+    assert got["timeout_while_held"] is False and got["timeout_waited"], got
+    assert got["blocking_after_release"] is True and got["blocking_waited"], got
+    assert got["spin_acquired"] is True, got
+    assert got["event"] is True and got["queue"] == "item", got
+    assert got["max_inside"] == 1, got
 
 
 def test_rlock_held_across_a_sleep_serialises_only_its_holders(gsrv):

@@ -38,6 +38,102 @@ SHARED_RLOCK = threading.RLock()
 SHARED_COUNT = [0]
 
 
+RLOCK_CALLS = [((), {}), ((True,), {}), ((1, 0.5), {}), ((), {"timeout": 1}),
+               ((), {"blocking": 0}), ((), {"blocking": True, "timeout": 2}),
+               ((), {"foo": 1}), ((1, 2, 3), {}), ((), {"timeout": "x"}),
+               ((False, 1), {}), ((True, -2), {}), ((True,), {"blocking": True}),
+               (([],), {}), ((1.5,), {})]
+
+
+def rlock_arguments(make):
+    """What acquire() answers to each of RLOCK_CALLS on a free lock: its
+    result, or the type of the exception it raised."""
+    got = []
+    for args, kw in RLOCK_CALLS:
+        lock = make()
+        try:
+            r = lock.acquire(*args, **kw)
+            got.append(r)
+            if r:
+                lock.release()
+        except Exception as e:
+            got.append(type(e).__name__)
+    return got
+
+
+def wait_while_held(lock, free, out):
+    """lock is held by someone else: acquire(timeout) gives up in time, and
+    a blocking acquire() waits until free() (called 0.05 s later) lets it
+    go, then releases it."""
+    t0 = time.monotonic()
+    out["timeout_while_held"] = lock.acquire(timeout=0.05)
+    out["timeout_waited"] = time.monotonic() - t0 >= 0.045
+    gevent.spawn_later(0.05, free)
+    t0 = time.monotonic()
+    out["blocking_after_release"] = lock.acquire()
+    out["blocking_waited"] = time.monotonic() - t0 >= 0.04
+    lock.release()
+
+
+def lock_semantics():
+    """threading.Lock in gevent mode: srv's C lock, owned by no one."""
+    import _thread
+    import queue
+    from gevent import monkey
+    cpython_lock = monkey.get_original("_thread", "allocate_lock")
+    lock = threading.Lock()
+    out = {"types": sorted({type(x).__module__ + "." + type(x).__name__
+                            for x in (lock, _thread.allocate_lock(), threading._allocate_lock())}),
+           "is_LockType": isinstance(lock, _thread.LockType),
+           "arguments": {"srv": rlock_arguments(threading.Lock),
+                         "cpython": rlock_arguments(cpython_lock)}}
+    out["not_reentrant"] = [lock.acquire(), lock.acquire(False), lock.locked()]
+    # another greenlet may release it, as another thread may a thread lock
+    gevent.spawn(lock.release).join()
+    out["released_by_other"] = lock.locked()
+    try:
+        lock.release()
+        out["release_unlocked"] = "no error"
+    except RuntimeError as e:
+        out["release_unlocked"] = str(e)
+
+    # held elsewhere: a timeout expires, a blocking acquire waits for release
+    lock.acquire()
+    wait_while_held(lock, lock.release, out)
+
+    # a spin loop over acquire(False) lets the holder run and release
+    lock.acquire()
+    gevent.spawn(lock.release)
+    spins = 0
+    while not lock.acquire(False):
+        spins += 1
+        if spins > 1000:
+            break
+    out["spin_acquired"] = spins <= 1000
+    lock.release()
+
+    # Event and Queue (Condition over Lock) across greenlets
+    ev = threading.Event()
+    gevent.spawn_later(0.02, ev.set)
+    out["event"] = ev.wait(5)
+    q = queue.Queue()
+    gevent.spawn_later(0.02, q.put, "item")
+    out["queue"] = q.get(timeout=5)
+
+    # five greenlets that sleep while holding it never overlap
+    inside = [0, 0]
+
+    def worker():
+        with lock:
+            inside[0] += 1
+            inside[1] = max(inside[1], inside[0])
+            time.sleep(0.01)
+            inside[0] -= 1
+    gevent.joinall([gevent.spawn(worker) for _ in range(5)], timeout=5)
+    out["max_inside"] = inside[1]
+    return out
+
+
 def rlock_semantics():
     """threading.RLock in gevent mode: srv's C lock owned by a greenlet."""
     out = {"type": type(threading.RLock()).__module__ + "." + type(threading.RLock()).__name__}
@@ -53,6 +149,8 @@ def rlock_semantics():
     out["reentrant"] = [lock.acquire(), lock.acquire(), lock._is_owned()]
     lock.release()
     lock.release()
+    out["arguments"] = {"srv": rlock_arguments(threading.RLock),
+                        "cpython": rlock_arguments(_thread.RLock)}
     try:
         lock.release()
         out["release_unowned"] = "no error"
@@ -71,19 +169,12 @@ def rlock_semantics():
     g = gevent.spawn(holder)
     held.wait()
     out["nonblocking_while_held"] = lock.acquire(blocking=False)
-    t0 = time.monotonic()
-    out["timeout_while_held"] = lock.acquire(timeout=0.05)
-    out["timeout_waited"] = time.monotonic() - t0 >= 0.045
     try:
         lock.release()
         out["release_others"] = "no error"
     except RuntimeError as e:
         out["release_others"] = str(e)
-    gevent.spawn_later(0.05, go.set)
-    t0 = time.monotonic()
-    out["blocking_after_release"] = lock.acquire()
-    out["blocking_waited"] = time.monotonic() - t0 >= 0.04
-    lock.release()
+    wait_while_held(lock, go.set, out)
     g.join()
 
     # threading.Condition over it, across greenlets
@@ -110,6 +201,9 @@ def app(environ, start_response):
 
     if path == "/rlock":
         return _json(start_response, rlock_semantics())
+
+    if path == "/lock":
+        return _json(start_response, lock_semantics())
 
     if path == "/rlock-hold":
         # one module-level RLock, held across a cooperative sleep by one
