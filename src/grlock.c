@@ -154,10 +154,12 @@ static int hand_on(grlock *l)
     return r ? 0 : -1;
 }
 
-/* acquire()'s arguments, as CPython's RLock reads them (blocking as an
- * int, timeout as a number of seconds), parsed by hand: `with lock:` and
- * lock.acquire() pass none, and a vectorcall with nothing to parse costs no
- * argument tuple.  0, or -1 with TypeError set. */
+/* acquire()'s arguments, as CPython's RLock reads and checks them
+ * (blocking as an int, timeout as a number of seconds, with its messages),
+ * parsed by hand: `with lock:` and lock.acquire() pass none, and their
+ * defaults need no check, so callers skip this when there is nothing to
+ * parse and a vectorcall costs no argument tuple.  0, or -1 with TypeError
+ * or ValueError set. */
 static int acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnames,
                         int *blocking, double *timeout)
 {
@@ -195,17 +197,11 @@ static int acquire_args(PyObject *const *args, Py_ssize_t nargs, PyObject *kwnam
         if (*timeout == -1 && PyErr_Occurred())
             return -1;
     }
-    return 0;
-}
-
-/* The checks both locks' acquire() makes, with CPython's messages. */
-static int check_acquire_args(int blocking, double timeout)
-{
-    if (!blocking && timeout != -1) {
+    if (!*blocking && *timeout != -1) {
         PyErr_SetString(PyExc_ValueError, "can't specify a timeout for a non-blocking call");
         return -1;
     }
-    if (timeout < 0 && timeout != -1) {
+    if (*timeout < 0 && *timeout != -1) {
         PyErr_SetString(PyExc_ValueError, "timeout value must be positive");
         return -1;
     }
@@ -219,8 +215,6 @@ static PyObject *grlock_acquire(grlock *l, PyObject *const *args, Py_ssize_t nar
     double timeout = -1;
     if ((nargs != 0 || kwnames != NULL)
             && acquire_args(args, nargs, kwnames, &blocking, &timeout) < 0)
-        return NULL;
-    if (check_acquire_args(blocking, timeout) < 0)
         return NULL;
     int rc = take(l, blocking, timeout);
     return rc < 0 ? NULL : PyBool_FromLong(rc);
@@ -396,8 +390,6 @@ static PyObject *glock_acquire(grlock *l, PyObject *const *args, Py_ssize_t narg
     double timeout = -1;
     if ((nargs != 0 || kwnames != NULL)
             && acquire_args(args, nargs, kwnames, &blocking, &timeout) < 0)
-        return NULL;
-    if (check_acquire_args(blocking, timeout) < 0)
         return NULL;
     if (l->count == 0) {
         l->count = 1;
